@@ -1,0 +1,70 @@
+"""attention_course: the small library behind the course's notebooks.
+
+Shape legend (PyTorch's letters, always batch-first; ``book/notation.md``):
+
+    B  batch            H  heads             D  model width (d_model)
+    L  query length     S  key length        T  sequence length when L = S
+    E  query/key size (d_k)                  Ev value size (d_v)
+
+    query (B, L, E)   key (B, S, E)   value (B, S, Ev)
+    weights (B, L, S), or (B, H, L, S) with heads; output (B, L, Ev)
+
+Masks are bool with ``True`` = may attend (as in
+``torch.nn.functional.scaled_dot_product_attention``; the opposite of
+``torch.nn.MultiheadAttention``). A mask is (L, S) or has as many dims as the
+scores; a fully masked row gets zero weights and a zero output.
+
+Modules, each one concept; dependencies point one way
+(masks -> scores -> attention -> multihead):
+``reference`` (NumPy), ``masks``, ``scores``, ``attention``, ``multihead``,
+``positional``, ``viz`` (plotting only), ``seeding``.
+"""
+
+from .attention import attend, hard_attention, masked_softmax, scaled_dot_product_attention, softmax
+from .masks import causal_mask, padding_mask
+from .multihead import MultiHeadAttention, merge_heads, split_heads
+from .positional import (
+    LearnedPositionalEmbedding,
+    SinusoidalPositionalEncoding,
+    rotary_embedding,
+    sinusoidal_encoding,
+    sinusoidal_shift_matrix,
+)
+from .scores import (
+    SCORE_RULES,
+    additive_scores,
+    concat_scores,
+    dot_scores,
+    general_scores,
+    make_score,
+    scaled_dot_scores,
+)
+from .seeding import seed_everything
+
+__all__ = [
+    "softmax",
+    "masked_softmax",
+    "attend",
+    "scaled_dot_product_attention",
+    "hard_attention",
+    "causal_mask",
+    "padding_mask",
+    "dot_scores",
+    "scaled_dot_scores",
+    "general_scores",
+    "concat_scores",
+    "additive_scores",
+    "make_score",
+    "SCORE_RULES",
+    "MultiHeadAttention",
+    "split_heads",
+    "merge_heads",
+    "sinusoidal_encoding",
+    "sinusoidal_shift_matrix",
+    "SinusoidalPositionalEncoding",
+    "LearnedPositionalEmbedding",
+    "rotary_embedding",
+    "seed_everything",
+]
+
+__version__ = "0.1.0"

@@ -1,0 +1,62 @@
+"""Plotting only: numpy + matplotlib, nothing else of ours.
+
+Every function takes arrays (NumPy, or anything ``np.asarray`` accepts,
+including CPU tensors) and an optional ``ax``, and returns the ``ax``.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+__all__ = ["attention_heatmap", "to_numpy"]
+
+
+def to_numpy(x: object) -> np.ndarray:
+    """A float64 NumPy copy of an array or a (possibly grad-tracking) CPU tensor."""
+    detach = getattr(x, "detach", None)
+    if callable(detach):
+        x = detach().cpu().numpy()
+    return np.array(x, dtype=np.float64)
+
+
+def attention_heatmap(
+    weights: object,
+    query_labels: Sequence[str] | None = None,
+    key_labels: Sequence[str] | None = None,
+    *,
+    ax: plt.Axes | None = None,
+    title: str | None = None,
+    annotate: bool = True,
+    cmap: str = "viridis",
+) -> plt.Axes:
+    """Draw an (L, S) weight matrix: one row per query, one column per key.
+
+    Colours run from 0 to 1 (weights are probabilities), so two heatmaps are
+    comparable at a glance; ``annotate`` writes each weight in its cell.
+    """
+    w = to_numpy(weights)
+    if w.ndim != 2:
+        raise ValueError(f"weights must be 2-D (L, S), got shape {w.shape}")
+    L, S = w.shape
+    for name, labels, n in (("query_labels", query_labels, L), ("key_labels", key_labels, S)):
+        if labels is not None and len(labels) != n:
+            raise ValueError(f"{name} has {len(labels)} labels for {n} rows/columns")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(1.0 + 0.7 * S, 0.8 + 0.6 * L))
+    image = ax.imshow(w, cmap=cmap, vmin=0.0, vmax=1.0, aspect="auto")
+    ax.figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="weight")
+    ax.set_xticks(range(S), labels=key_labels if key_labels is not None else range(S))
+    ax.set_yticks(range(L), labels=query_labels if query_labels is not None else range(L))
+    ax.set_xlabel("key (attended to)")
+    ax.set_ylabel("query (attending)")
+    if annotate and L * S <= 400:
+        for i in range(L):
+            for j in range(S):
+                ax.text(j, i, f"{w[i, j]:.2f}", ha="center", va="center",
+                        color="black" if w[i, j] > 0.6 else "white", fontsize=9)
+    if title:
+        ax.set_title(title)
+    return ax
