@@ -11,7 +11,7 @@ from typing import Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 
-__all__ = ["attention_heatmap", "to_numpy"]
+__all__ = ["attention_heatmap", "weights_bar", "to_numpy"]
 
 
 def to_numpy(x: object) -> np.ndarray:
@@ -57,6 +57,42 @@ def attention_heatmap(
             for j in range(S):
                 ax.text(j, i, f"{w[i, j]:.2f}", ha="center", va="center",
                         color="black" if w[i, j] > 0.6 else "white", fontsize=9)
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def weights_bar(
+    weights: object,
+    labels: Sequence[str] | None = None,
+    *,
+    scores: object | None = None,
+    ax: plt.Axes | None = None,
+    title: str | None = None,
+) -> plt.Axes:
+    """Draw one row of attention weights (S,) as bars on a 0..1 axis.
+
+    With ``scores`` (S,), each bar is annotated with the raw score it came from,
+    so the effect of the softmax (and of scaling the scores) is visible.
+    """
+    w = to_numpy(weights)
+    if w.ndim != 1:
+        raise ValueError(f"weights must be 1-D (S,), got shape {w.shape}")
+    S = w.shape[0]
+    if labels is not None and len(labels) != S:
+        raise ValueError(f"labels has {len(labels)} entries for {S} weights")
+    s = None if scores is None else to_numpy(scores)
+    if s is not None and s.shape != w.shape:
+        raise ValueError(f"scores has shape {s.shape} but weights has {w.shape}")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(1.0 + 0.8 * S, 3.0))
+    bars = ax.bar(range(S), w, color="tab:blue")
+    ax.set_ylim(0.0, 1.12)
+    ax.set_ylabel("weight")
+    ax.set_xticks(range(S), labels=labels if labels is not None else range(S))
+    for j, bar in enumerate(bars):
+        text = f"{w[j]:.2f}" if s is None else f"{w[j]:.2f}\n(score {s[j]:.2f})"
+        ax.text(bar.get_x() + bar.get_width() / 2, bar.get_height() + 0.02, text, ha="center", va="bottom", fontsize=8)
     if title:
         ax.set_title(title)
     return ax

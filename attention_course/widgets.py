@@ -1,0 +1,209 @@
+"""Interactive explorers that work in Jupyter *and* in the kernel-free HTML book.
+
+An explorer is a figure drawn for one value of a control (a slider over a
+temperature, a choice of scoring rule, a head selector). Displaying one gives
+the front end two renderings of the same thing:
+
+- ``application/vnd.jupyter.widget-view+json``: an ipywidgets control that
+  redraws the figure live through the kernel (JupyterLab, Binder, Colab);
+- ``text/html``: every frame precomputed into matplotlib's JavaScript player
+  (``FuncAnimation.to_jshtml``), which needs no kernel. The book's
+  ``_config.yml`` ranks ``text/html`` first for HTML output, so a reader of the
+  published page still moves a slider and sees the figure change.
+
+Plotting comes from :mod:`attention_course.viz`; nothing in the core imports
+this module.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.animation import FuncAnimation
+from matplotlib.figure import Figure
+
+from . import reference, viz
+from .scores import SCORE_RULES, make_score
+
+__all__ = ["Explorer", "softmax_temperature_explorer", "scoring_rule_explorer", "heatmap_explorer"]
+
+
+class Explorer:
+    """A figure with one control, live in Jupyter and precomputed for HTML.
+
+    Args:
+        draw: ``draw(value, fig)`` draws the figure for one control value on an
+            empty ``fig``.
+        values: the control's values, in order.
+        labels: how each value is shown on the control (default ``str(value)``).
+        description: the control's name.
+        figsize: the figure size in inches.
+    """
+
+    def __init__(
+        self,
+        draw: Callable[[object, Figure], None],
+        values: Sequence[object],
+        labels: Sequence[str] | None = None,
+        *,
+        description: str = "value",
+        figsize: tuple[float, float] = (6.0, 3.2),
+        start: int = 0,
+    ) -> None:
+        if len(values) == 0:
+            raise ValueError("an explorer needs at least one value")
+        if labels is not None and len(labels) != len(values):
+            raise ValueError(f"{len(labels)} labels for {len(values)} values")
+        if not 0 <= start < len(values):
+            raise ValueError(f"start must index the values (0..{len(values) - 1}), got {start}")
+        self.draw, self.values = draw, list(values)
+        self.labels = [str(v) for v in values] if labels is None else list(labels)
+        self.description, self.figsize, self.start = description, figsize, start
+
+    def figure(self, index: int) -> Figure:
+        """The figure for ``values[index]`` (a new, unshown figure)."""
+        fig = plt.figure(figsize=self.figsize)
+        self.draw(self.values[index], fig)
+        return fig
+
+    def to_jshtml(self, dpi: int = 80) -> str:
+        """Every frame in matplotlib's JavaScript player: explorable with no kernel."""
+        fig = plt.figure(figsize=self.figsize, dpi=dpi)
+
+        def update(i: int) -> list:
+            fig.clear()
+            self.draw(self.values[i], fig)
+            return []
+
+        update(self.start)
+        anim = FuncAnimation(fig, update, frames=len(self.values), interval=700, repeat=False)
+        html = anim.to_jshtml(fps=1.5, default_mode="once")
+        plt.close(fig)
+        return html
+
+    def widget(self):
+        """The live ipywidgets version: a selection slider and the redrawn figure."""
+        import ipywidgets as widgets
+
+        slider = widgets.SelectionSlider(
+            options=list(zip(self.labels, range(len(self.values)))),
+            value=self.start,
+            description=self.description,
+            continuous_update=False,
+            style={"description_width": "initial"},
+            layout=widgets.Layout(width="95%"),
+        )
+        out = widgets.Output()
+
+        def show(index: int) -> None:
+            from IPython.display import display
+
+            with out:
+                out.clear_output(wait=True)
+                fig = self.figure(index)
+                display(fig)
+                plt.close(fig)
+
+        slider.observe(lambda change: show(change["new"]), names="value")
+        show(self.start)
+        return widgets.VBox([slider, out])
+
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
+        bundle = self.widget()._repr_mimebundle_()
+        bundle["text/html"] = self.to_jshtml()
+        return bundle
+
+
+# --------------------------------------------------------------------------- explorers
+
+
+def softmax_temperature_explorer(
+    scores: Sequence[float] | np.ndarray,
+    labels: Sequence[str] | None = None,
+    betas: Sequence[float] = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0),
+    *,
+    start: float = 1.0,
+) -> Explorer:
+    """Weights ``softmax(beta * scores)`` as ``beta`` (inverse temperature) moves.
+
+    Small beta flattens the weights towards uniform; large beta sharpens them
+    towards a one-hot pick of the best key (hard attention's limit).
+    """
+    s = viz.to_numpy(scores)
+    if s.ndim != 1:
+        raise ValueError(f"scores must be 1-D (S,), got shape {s.shape}")
+    betas = [float(b) for b in betas]
+    if start not in betas:
+        raise ValueError(f"start={start} must be one of betas {betas}")
+
+    def draw(beta: float, fig: Figure) -> None:
+        ax = fig.add_subplot()
+        w = reference.softmax(beta * s)
+        viz.weights_bar(w, labels, scores=beta * s, ax=ax, title=f"softmax(β · scores), β = {beta:g}: largest weight {w.max():.2f}")
+
+    return Explorer(draw, betas, [f"β = {b:g}" for b in betas], description="β (inverse temperature)",
+                    figsize=(1.6 + 0.9 * len(s), 3.4), start=betas.index(start))
+
+
+def scoring_rule_explorer(
+    query: torch.Tensor | np.ndarray,
+    keys: torch.Tensor | np.ndarray,
+    labels: Sequence[str] | None = None,
+    *,
+    rules: Sequence[str] = SCORE_RULES,
+    seed: int = 0,
+) -> Explorer:
+    """Scores and weights of one query (E,) against keys (S, E) under each scoring rule.
+
+    The learned rules (general, concat, additive) use freshly initialised
+    parameters from ``seed``: the point is the shape of the computation, not a
+    trained model.
+    """
+    q = torch.as_tensor(viz.to_numpy(query), dtype=torch.float64)
+    k = torch.as_tensor(viz.to_numpy(keys), dtype=torch.float64)
+    if q.dim() != 1 or k.dim() != 2 or k.shape[1] != q.shape[0]:
+        raise ValueError(f"query must be (E,) and keys (S, E) with the same E, got {tuple(q.shape)} and {tuple(k.shape)}")
+    E = q.shape[0]
+    gen_state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    modules = {rule: make_score(rule, E, E).double() for rule in rules}
+    torch.random.set_rng_state(gen_state)  # do not disturb the notebook's own random stream
+    with torch.no_grad():
+        results = {rule: m(q[None, None, :], k[None]).reshape(-1).numpy() for rule, m in modules.items()}  # (S,)
+
+    def draw(rule: str, fig: Figure) -> None:
+        ax = fig.add_subplot()
+        s = results[rule]
+        viz.weights_bar(reference.softmax(s), labels, scores=s, ax=ax, title=f"rule: {rule}")
+
+    return Explorer(draw, list(rules), description="scoring rule", figsize=(1.6 + 0.9 * k.shape[0], 3.4))
+
+
+def heatmap_explorer(
+    weights: torch.Tensor | np.ndarray,
+    frame_labels: Sequence[str],
+    query_labels: Sequence[str] | None = None,
+    key_labels: Sequence[str] | None = None,
+    *,
+    description: str = "head",
+) -> Explorer:
+    """An attention heatmap (L, S) with a selector over N maps (heads, layers or steps).
+
+    ``weights`` is (N, L, S): one map per selector position.
+    """
+    w = viz.to_numpy(weights)
+    if w.ndim != 3:
+        raise ValueError(f"weights must be (N, L, S), got shape {w.shape}")
+    if len(frame_labels) != w.shape[0]:
+        raise ValueError(f"{len(frame_labels)} frame labels for {w.shape[0]} maps")
+    L, S = w.shape[1:]
+
+    def draw(i: int, fig: Figure) -> None:
+        ax = fig.add_subplot()
+        viz.attention_heatmap(w[i], query_labels, key_labels, ax=ax, title=f"{description}: {frame_labels[i]}")
+
+    return Explorer(draw, list(range(w.shape[0])), list(frame_labels), description=description,
+                    figsize=(2.2 + 0.75 * S, 1.6 + 0.55 * L))

@@ -1,0 +1,348 @@
+"""Every exercise check against a catalogue of wrong answers it must reject.
+
+For each check: the reference solution passes, an untouched stub is reported as
+"not attempted yet", and every wrong implementation in its catalogue raises an
+AssertionError whose hint mentions what is wrong. A check that accepted any of
+these would let a broken solution earn the points.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from attention_course import checks
+from attention_course.positional import sinusoidal_encoding
+
+# --------------------------------------------------------------------------- solutions
+
+
+def softmax_ok(x):
+    z = x - x.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def weights_ok(q, K):
+    return softmax_ok(K @ q / np.sqrt(q.shape[0]))
+
+
+def context_ok(a, V):
+    return a @ V
+
+
+def attention_ok(Q, K, V):
+    A = softmax_ok(Q @ K.T / np.sqrt(Q.shape[-1]))
+    return A @ V, A
+
+
+def masked_attention_ok(Q, K, V, mask):
+    scores = np.where(mask, Q @ K.T / np.sqrt(Q.shape[-1]), -np.inf)
+    row_max = scores.max(axis=-1, keepdims=True)
+    row_max = np.where(np.isfinite(row_max), row_max, 0.0)
+    e = np.exp(scores - row_max)
+    denom = e.sum(axis=-1, keepdims=True)
+    A = e / np.where(denom > 0, denom, 1.0)
+    return A @ V, A
+
+
+def add_pe_ok(x, pe):
+    return x + pe[: x.shape[1]]
+
+
+def multihead_ok(x, w_q, w_k, w_v, w_o, num_heads):
+    B, T, D = x.shape
+    H = num_heads
+
+    def split(t):
+        return t.view(B, T, H, D // H).transpose(1, 2)  # (B, H, T, D/H)
+
+    q, k, v = split(x @ w_q), split(x @ w_k), split(x @ w_v)
+    A = torch.softmax(q @ k.transpose(-2, -1) / (D // H) ** 0.5, dim=-1)  # (B, H, T, T)
+    heads = (A @ v).transpose(1, 2).reshape(B, T, D)  # (B, T, D)
+    return heads @ w_o
+
+
+def stub(*args):
+    raise NotImplementedError()
+
+
+# --------------------------------------------------------------------------- wrong answers
+
+
+def _naive_softmax(x):
+    e = np.exp(x)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def _softmax_axis0(x):
+    z = x - x.max(axis=0, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=0, keepdims=True)
+
+
+def _softmax_global(x):
+    e = np.exp(x - x.max())
+    return e / e.sum()
+
+
+def _softmax_unnormalised(x):
+    return np.exp(x - x.max(axis=-1, keepdims=True))
+
+
+def _softmax_min(x):
+    e = np.exp(x - x.min(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def _softmax_inplace(x):
+    x -= x.max(axis=-1, keepdims=True)
+    e = np.exp(x)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def _softmax_no_return(x):
+    softmax_ok(x)
+
+
+SOFTMAX_WRONG = {
+    "overflows (no max subtracted)": (_naive_softmax, "max"),
+    "normalises over axis 0": (_softmax_axis0, "axis"),
+    "normalises the whole matrix": (_softmax_global, "axis=-1"),
+    "does not normalise": (_softmax_unnormalised, "should be"),
+    "subtracts the minimum": (_softmax_min, "largest"),
+    "modifies its input in place": (_softmax_inplace, "in place"),
+    "forgets to return": (_softmax_no_return, "return"),
+}
+
+WEIGHTS_WRONG = {
+    "missing 1/sqrt(E)": (lambda q, K: softmax_ok(K @ q), "sqrt(E)"),
+    "divides by E": (lambda q, K: softmax_ok(K @ q / q.shape[0]), "by E"),
+    "multiplies by sqrt(E)": (lambda q, K: softmax_ok(K @ q * np.sqrt(q.shape[0])), "multiplied"),
+    "no softmax": (lambda q, K: K @ q / np.sqrt(q.shape[0]), "softmax"),
+    "uniform weights": (lambda q, K: np.full(K.shape[0], 1.0 / K.shape[0]), "entry"),
+    "keys not transposed (crashes)": (lambda q, K: softmax_ok(q @ K / 2), "raised ValueError"),
+}
+
+CONTEXT_WRONG = {
+    "plain mean": (lambda a, V: V.mean(axis=0), "mean"),
+    "plain sum": (lambda a, V: V.sum(axis=0), "sum"),
+    "sums over the wrong axis": (lambda a, V: (a[:, None] * V).sum(axis=1), "(S,)"),
+    "values transposed (crashes)": (lambda a, V: a @ V.T, "raised ValueError"),
+    "weights ignored after the first key": (lambda a, V: V[0], "entry"),
+}
+
+
+def _attention_unscaled(Q, K, V):
+    A = softmax_ok(Q @ K.T)
+    return A @ V, A
+
+
+def _attention_axis0(Q, K, V):
+    A = _softmax_axis0(Q @ K.T / np.sqrt(Q.shape[-1]))
+    return A @ V, A
+
+
+def _attention_keys_not_transposed(Q, K, V):
+    A = softmax_ok(Q @ K / np.sqrt(Q.shape[-1]))  # runs only when E == S
+    return A @ V, A
+
+
+def _attention_swapped(Q, K, V):
+    C, A = attention_ok(Q, K, V)
+    return A, C
+
+
+def _attention_uniform(Q, K, V):
+    A = np.full((Q.shape[0], K.shape[0]), 1.0 / K.shape[0])
+    return A @ V, A
+
+
+def _attention_mean_values(Q, K, V):
+    _, A = attention_ok(Q, K, V)
+    return np.broadcast_to(V.mean(axis=0), (Q.shape[0], V.shape[1])), A
+
+
+def _attention_divided_by_E(Q, K, V):
+    A = softmax_ok(Q @ K.T / Q.shape[-1])
+    return A @ V, A
+
+
+def _attention_values_keys_confused(Q, K, V):
+    _, A = attention_ok(Q, K, V)
+    return A @ K, A
+
+
+ATTENTION_WRONG = {
+    "missing 1/sqrt(d_k)": (_attention_unscaled, "sqrt(E)"),
+    "softmax over the wrong axis": (_attention_axis0, "axis"),
+    "keys not transposed": (_attention_keys_not_transposed, "transpose"),
+    "returns (A, C)": (_attention_swapped, "shape"),
+    "uniform weights": (_attention_uniform, "uniform"),
+    "context ignores the weights": (_attention_mean_values, "mean"),
+    "divides by E": (_attention_divided_by_E, "by E"),
+    "weighted sum of the keys": (_attention_values_keys_confused, "context"),
+}
+
+
+def _masked_inverted(Q, K, V, mask):
+    return masked_attention_ok(Q, K, V, ~mask)
+
+
+def _masked_minus_1e9(Q, K, V, mask):
+    """The popular fill: uniform weights on a fully masked row."""
+    scores = np.where(mask, Q @ K.T / np.sqrt(Q.shape[-1]), -1e9)
+    A = softmax_ok(scores)
+    return A @ V, A
+
+
+def _masked_minus_inf(Q, K, V, mask):
+    scores = np.where(mask, Q @ K.T / np.sqrt(Q.shape[-1]), -np.inf)
+    with np.errstate(invalid="ignore"):
+        A = softmax_ok(scores)
+    return A @ V, A
+
+
+def _masked_ignored(Q, K, V, mask):
+    return attention_ok(Q, K, V)
+
+
+def _masked_after_softmax(Q, K, V, mask):
+    _, A = attention_ok(Q, K, V)
+    A = A * mask  # not renormalised
+    return A @ V, A
+
+
+def _masked_additive_bool(Q, K, V, mask):
+    """mask * -1e9 with a True = may-attend mask blocks the allowed keys."""
+    A = softmax_ok(Q @ K.T / np.sqrt(Q.shape[-1]) + mask * -1e9)
+    return A @ V, A
+
+
+MASKED_WRONG = {
+    "mask inverted": (_masked_inverted, "inverted"),
+    "uniform weights on a fully masked row": (_masked_minus_1e9, "uniform"),
+    "NaN on a fully masked row": (_masked_minus_inf, "NaN"),
+    "mask ignored": (_masked_ignored, "masked"),
+    "mask applied after the softmax": (_masked_after_softmax, "entry"),
+    "1 = blocked convention": (_masked_additive_bool, "weights"),
+}
+
+
+def _pe_sequence_first(x, pe):
+    """A (P, 1, D) buffer, as sequence-first code keeps it, indexed by x.size(0) = B."""
+    pe_seq_first = pe[:, None, :]  # (P, 1, D)
+    return x + pe_seq_first[: x.shape[0]]  # (B, 1, D): one vector per sequence
+
+
+def _pe_not_added(x, pe):
+    return x
+
+
+def _pe_off_by_one(x, pe):
+    return x + pe[1 : x.shape[1] + 1]
+
+
+def _pe_concatenated(x, pe):
+    return torch.cat([x, pe[: x.shape[1]].expand(x.shape[0], -1, -1)], dim=-1)
+
+
+PE_WRONG = {
+    "sequence-first encoding added to batch-first input": (_pe_sequence_first, "batch axis"),
+    "not added": (_pe_not_added, "entry"),
+    "off by one position": (_pe_off_by_one, "entry"),
+    "concatenated instead of added": (_pe_concatenated, "shape"),
+}
+
+
+def _mha_no_output_projection(x, w_q, w_k, w_v, w_o, num_heads):
+    return multihead_ok(x, w_q, w_k, w_v, torch.eye(x.shape[-1]), num_heads)
+
+
+def _mha_one_head(x, w_q, w_k, w_v, w_o, num_heads):
+    return multihead_ok(x, w_q, w_k, w_v, w_o, 1)
+
+
+def _mha_scaled_by_full_width(x, w_q, w_k, w_v, w_o, num_heads):
+    B, T, D = x.shape
+    H = num_heads
+    q, k, v = ((x @ w).view(B, T, H, D // H).transpose(1, 2) for w in (w_q, w_k, w_v))
+    A = torch.softmax(q @ k.transpose(-2, -1) / D**0.5, dim=-1)
+    return (A @ v).transpose(1, 2).reshape(B, T, D) @ w_o
+
+
+def _mha_heads_merged_wrongly(x, w_q, w_k, w_v, w_o, num_heads):
+    B, T, D = x.shape
+    H = num_heads
+    q, k, v = ((x @ w).view(B, T, H, D // H).transpose(1, 2) for w in (w_q, w_k, w_v))
+    A = torch.softmax(q @ k.transpose(-2, -1) / (D // H) ** 0.5, dim=-1)
+    return (A @ v).reshape(B, T, D) @ w_o  # missing transpose(1, 2): mixes heads and positions
+
+
+def _mha_transposed_weights(x, w_q, w_k, w_v, w_o, num_heads):
+    return multihead_ok(x, w_q.T, w_k.T, w_v.T, w_o.T, num_heads)
+
+
+MHA_WRONG = {
+    "no output projection": (_mha_no_output_projection, "output projection"),
+    "one head instead of H": (_mha_one_head, "entry"),
+    "scaled by sqrt(D) instead of sqrt(D/H)": (_mha_scaled_by_full_width, "entry"),
+    "heads merged without the transpose": (_mha_heads_merged_wrongly, "entry"),
+    "weights transposed": (_mha_transposed_weights, "entry"),
+}
+
+CASES = [
+    (checks.check_softmax, softmax_ok, SOFTMAX_WRONG),
+    (checks.check_attention_weights, weights_ok, WEIGHTS_WRONG),
+    (checks.check_context, context_ok, CONTEXT_WRONG),
+    (checks.check_attention, attention_ok, ATTENTION_WRONG),
+    (checks.check_masked_attention, masked_attention_ok, MASKED_WRONG),
+    (checks.check_add_positional_encoding, add_pe_ok, PE_WRONG),
+    (checks.check_multihead_forward, multihead_ok, MHA_WRONG),
+]
+
+
+@pytest.mark.parametrize("check, solution", [(c, s) for c, s, _ in CASES], ids=lambda f: getattr(f, "__name__", ""))
+def test_solution_passes(check, solution, capsys):
+    check(solution)
+    assert "correct" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("check", [c for c, _, _ in CASES], ids=lambda f: f.__name__)
+def test_stub_is_not_attempted(check):
+    with pytest.raises(checks.NotAttempted, match="not attempted yet"):
+        check(stub)
+
+
+WRONG = [
+    pytest.param(check, wrong, hint, id=f"{check.__name__}: {name}")
+    for check, _, catalogue in CASES
+    for name, (wrong, hint) in catalogue.items()
+]
+
+
+@pytest.mark.parametrize("check, wrong, hint", WRONG)
+def test_wrong_answer_rejected_with_a_hint(check, wrong, hint, capsys):
+    with pytest.raises(AssertionError) as info:
+        check(wrong)
+    assert not isinstance(info.value, checks.NotAttempted)
+    assert hint in str(info.value), f"hint {hint!r} not in: {info.value}"
+    assert "correct" not in capsys.readouterr().out
+
+
+def test_inputs_keep_softmax_out_of_saturation():
+    """With saturated inputs a missing scale factor would go unnoticed: the checks' inputs are not saturated."""
+    for args in ((3, 2, 5, 4, 3), (4, 4, 4, 4, 4)):
+        q, k, _ = checks._attention_inputs(*args)
+        scaled = softmax_ok(q @ k.T / np.sqrt(q.shape[1]))
+        unscaled = softmax_ok(q @ k.T)
+        assert scaled.max() < 0.9 and unscaled.max() < 0.9  # no row is (nearly) one-hot
+        assert np.abs(scaled - unscaled).max() > 0.05  # so the scale is visible in the weights
+
+
+def test_sequence_first_bug_is_the_documented_one():
+    """The PE catalogue entry really gives every token of a sequence the same vector."""
+    x = torch.zeros(3, 5, 8)
+    out = _pe_sequence_first(x, sinusoidal_encoding(16, 8))
+    assert torch.equal(out[:, 0], out[:, 4]) and not torch.equal(out[0], out[1])
