@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup book test unit notebooks build-strict bench clean
+.PHONY: setup book test unit notebooks build-strict browser bench student clean
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,19 +19,29 @@ book: $(STAMP)
 	@echo
 	@echo "Book built. Open: file://$(CURDIR)/_build/html/index.html"
 
-test: unit notebooks build-strict
+test: unit notebooks build-strict browser
 
 unit: $(STAMP)
-	$(BIN)/python -m pytest tests/
+	$(BIN)/python -m pytest tests/ --ignore=tests/browser
 
 notebooks: $(STAMP)
 	$(BIN)/python -m pytest --nbval-lax --nbval-current-env chapters/
 
+# The book caches executed notebooks (and Sphinx its doctrees) keyed on the notebooks
+# alone; a change in attention_course would not invalidate them: start from scratch.
 build-strict: $(STAMP)
+	rm -rf _build
 	$(BIN)/jupyter-book build . -W -n --keep-going
+
+browser: $(STAMP)
+	$(BIN)/python -m pytest tests/browser
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
+
+# Student versions of the exercise notebooks, made by nbgrader, into student/ (committed).
+student: $(STAMP)
+	$(BIN)/python tools/student.py
 
 clean:
 	rm -rf _build .pytest_cache .hypothesis

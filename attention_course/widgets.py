@@ -17,6 +17,7 @@ this module.
 
 from __future__ import annotations
 
+import re
 from typing import Callable, Sequence
 
 import matplotlib.pyplot as plt
@@ -82,7 +83,9 @@ class Explorer:
         anim = FuncAnimation(fig, update, frames=len(self.values), interval=700, repeat=False)
         html = anim.to_jshtml(fps=1.5, default_mode="once")
         plt.close(fig)
-        return html
+        # The player links Font Awesome 4 from a CDN for its button icons; the book's
+        # theme already ships Font Awesome, and a page read offline must not reach out.
+        return re.sub(r'<link[^>]*font-awesome[^>]*>', "", html)
 
     def widget(self):
         """The live ipywidgets version: a selection slider and the redrawn figure."""

@@ -1,0 +1,199 @@
+"""The built book in a real browser (headless Chromium via Playwright), offline.
+
+Runs after `jupyter-book build` (make test does that first). Serves _build/html
+on 127.0.0.1, opens every page, and asserts what a reader would notice: no
+JavaScript errors, no request leaving the machine, every image loaded, math
+typeset, an exercise's solution toggle opens, and an explorer's slider changes
+the figure. Saves a full-page screenshot of every chapter page under
+_build/screenshots/.
+
+Needs Debian's `chromium` (.ci/run installs it). Without it the tests skip with
+a message, except in CI (CI=true), where they fail.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import shutil
+import threading
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+HTML = ROOT / "_build" / "html"
+SHOTS = ROOT / "_build" / "screenshots"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+def pages() -> list[str]:
+    if not HTML.exists():
+        return []
+    return sorted(
+        str(p.relative_to(HTML)) for p in HTML.rglob("*.html")
+        if not p.relative_to(HTML).parts[0].startswith(("_", "."))
+        and p.name not in ("genindex.html", "search.html")
+    )
+
+
+@pytest.fixture(scope="session")
+def server():
+    _require(HTML.exists(), f"{HTML} not built: run `make book` (or `make test`, which builds it first)")
+    handler = functools.partial(_QuietHandler, directory=str(HTML))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):  # keep pytest output readable
+        pass
+
+
+@pytest.fixture(scope="session")
+def browser():
+    _require(Path(CHROMIUM).exists(), "Chromium not found: `apt-get install chromium chromium-driver` to run the browser tests")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--no-first-run", "--disable-quic"],
+        )
+        yield b
+        b.close()
+
+
+class Visit:
+    """One page load with every error, failed request and outside request recorded."""
+
+    def __init__(self, browser, server: str, page_path: str) -> None:
+        self.page = browser.new_page(viewport={"width": 1280, "height": 900})
+        self.errors: list[str] = []
+        self.failed: list[str] = []
+        self.outside: list[str] = []
+        self.page.on("pageerror", lambda exc: self.errors.append(str(exc)))
+        self.page.on("console", lambda msg: self.errors.append(msg.text) if msg.type == "error" else None)
+        self.page.on("requestfailed", lambda req: self.failed.append(req.url))
+        self.page.on("response", lambda res: self.failed.append(f"{res.status} {res.url}") if res.status >= 400 else None)
+
+        def route(r):
+            if urlparse(r.request.url).hostname in ("127.0.0.1", "localhost"):
+                r.continue_()
+            else:  # offline: nothing may come from the internet
+                self.outside.append(r.request.url)
+                r.abort()
+
+        self.page.route("**/*", route)
+        self.page.goto(f"{server}/{page_path}", wait_until="load")
+        self.page.wait_for_timeout(300)
+
+    def close(self) -> None:
+        self.page.close()
+
+
+PAGES = pages()
+
+
+def test_the_book_has_its_pages():
+    _require(HTML.exists(), f"{HTML} not built")
+    expected = {"book/intro.html", "book/notation.html", "book/glossary.html", "book/bibliography.html",
+                "book/instructors.html", "chapters/00_attention_in_one_page.html",
+                "chapters/00_attention_in_one_page_exercises.html"}
+    assert expected <= set(PAGES), expected - set(PAGES)
+
+
+@pytest.mark.parametrize("page_path", PAGES)
+def test_page_loads_offline_without_errors(browser, server, page_path):
+    visit = Visit(browser, server, page_path)
+    try:
+        assert visit.outside == [], f"requests leaving the machine: {visit.outside}"
+        assert visit.failed == [], f"failed requests: {visit.failed}"
+        assert visit.errors == [], f"JavaScript errors: {visit.errors}"
+        broken = visit.page.evaluate(
+            "Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0 && i.naturalHeight > 0))"
+            ".map(i => i.src)"
+        )
+        assert broken == [], f"images that did not load: {broken}"
+        # math: MathJax (served locally) typeset every formula; no raw \( ... \) left on the page
+        if visit.page.locator(".math").count():
+            visit.page.wait_for_selector("mjx-container", timeout=10_000)
+            raw = visit.page.locator(".math:not(:has(mjx-container))").count()
+            assert raw == 0, f"{raw} formulas left untypeset"
+        if page_path.startswith("chapters/"):
+            SHOTS.mkdir(parents=True, exist_ok=True)
+            visit.page.screenshot(path=str(SHOTS / (Path(page_path).stem + ".png")), full_page=True)
+    finally:
+        visit.close()
+
+
+EXERCISE_PAGES = [p for p in PAGES if p.endswith("_exercises.html")]
+
+
+@pytest.mark.parametrize("page_path", EXERCISE_PAGES)
+def test_solutions_are_hidden_behind_a_toggle_that_opens(browser, server, page_path):
+    visit = Visit(browser, server, page_path)
+    try:
+        toggles = visit.page.locator("details.hide.above-input")
+        assert toggles.count() >= 3, "each solution should sit behind a toggle"
+        first = toggles.first
+        code = first.locator("div.highlight")
+        assert not code.is_visible(), "the solution is visible before the toggle is opened"
+        first.locator("summary").click()
+        assert first.evaluate("d => d.open") and code.is_visible()
+        assert "BEGIN SOLUTION" in code.inner_text()
+    finally:
+        visit.close()
+
+
+def test_exercise_launch_buttons_open_the_student_version(browser, server):
+    _require(bool(EXERCISE_PAGES), "no exercise pages built")
+    visit = Visit(browser, server, EXERCISE_PAGES[0])
+    try:
+        links = visit.page.eval_on_selector_all("a[href*='mybinder'], a[href*='colab']", "as => as.map(a => a.href)")
+        assert links, "no Binder/Colab launch links"
+        assert all("student/" in h and "chapters/" not in h for h in links), links
+    finally:
+        visit.close()
+    visit = Visit(browser, server, "chapters/00_attention_in_one_page.html")
+    try:
+        binder = visit.page.eval_on_selector_all("a[href*='mybinder']", "as => as.map(a => a.href)")
+        assert binder and all("lab/tree/chapters/00_attention_in_one_page.ipynb" in h for h in binder), binder
+    finally:
+        visit.close()
+
+
+EXPLORER_PAGES = ["chapters/00_attention_in_one_page.html"]
+
+
+@pytest.mark.parametrize("page_path", EXPLORER_PAGES)
+def test_moving_an_explorer_control_changes_the_figure(browser, server, page_path):
+    visit = Visit(browser, server, page_path)
+    try:
+        slider = visit.page.locator("input.anim-slider").first
+        assert slider.count() == 1, "no kernel-free explorer on the page"
+        slider.scroll_into_view_if_needed()
+        frame = slider.locator("xpath=ancestor::div[contains(@class, 'animation')]//img").first
+        before = frame.get_attribute("src")
+        last = int(slider.get_attribute("max"))
+        assert last >= 2, "an explorer should have several positions"
+        slider.evaluate("(s, v) => { s.value = v; s.dispatchEvent(new Event('input')); }", last)
+        visit.page.wait_for_timeout(200)
+        after = frame.get_attribute("src")
+        assert before and after and before != after, "moving the slider did not change the figure"
+    finally:
+        visit.close()
