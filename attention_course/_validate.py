@@ -13,8 +13,8 @@ _FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
 def shape_str(t: torch.Tensor) -> str:
-    """``(2, 3, 4)`` for a tensor of that shape."""
-    return "(" + ", ".join(str(s) for s in t.shape) + ")"
+    """``(2, 3, 4)`` for a tensor of that shape, ``(3,)`` for a vector."""
+    return str(tuple(t.shape))
 
 
 def require_tensor(name: str, x: object) -> torch.Tensor:

@@ -70,6 +70,8 @@ def sinusoidal_shift_matrix(k: int, d_model: int, base: float = 10000.0) -> torc
     Returns float64 (D, D).
     """
     _check_sizes(1, d_model)
+    if isinstance(k, bool) or not isinstance(k, int):
+        raise ValueError(f"k must be an int offset, got {k!r}")
     theta = k * _frequencies(d_model, base)  # (D/2,)
     m = torch.zeros(d_model, d_model, dtype=torch.float64)
     c, s = torch.cos(theta), torch.sin(theta)
@@ -106,7 +108,9 @@ class LearnedPositionalEmbedding(nn.Module):
 
     def __init__(self, max_positions: int, d_model: int) -> None:
         super().__init__()
-        _check_sizes(max_positions, 2)
+        for name, n in (("max_positions", max_positions), ("d_model", d_model)):
+            if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+                raise ValueError(f"{name} must be a positive int, got {n!r}")
         self.embedding = nn.Embedding(max_positions, d_model)
         nn.init.normal_(self.embedding.weight, std=0.02)
 
@@ -137,6 +141,8 @@ def rotary_embedding(x: torch.Tensor, positions: torch.Tensor | None = None, bas
     T, E = x.shape[-2], x.shape[-1]
     if positions is None:
         positions = torch.arange(T, device=x.device)
+    if not isinstance(positions, torch.Tensor):
+        raise ValueError(f"positions must be a (T,) tensor with T={T}, got {type(positions).__name__}")
     if positions.shape != (T,):
         raise ValueError(f"positions must be (T,) with T={T}, got shape {shape_str(positions)}")
     angles = positions.to(torch.float64)[:, None] * _frequencies(E, base).to(x.device)  # (T, E/2)

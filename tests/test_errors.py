@@ -19,6 +19,7 @@ from attention_course import (
     rotary_embedding,
     scaled_dot_product_attention,
     sinusoidal_encoding,
+    sinusoidal_shift_matrix,
     split_heads,
 )
 
@@ -252,3 +253,24 @@ def test_rotary_embedding_does_not_modify_its_inputs() -> None:
     assert not torch.equal(out, x)  # it did rotate
     out.zero_()
     _assert_unchanged((x, positions), before)
+
+
+def test_rotary_positions_must_be_a_tensor():
+    x = torch.randn(2, 4, 6)
+    with pytest.raises(ValueError, match=r"positions must be a \(T,\) tensor with T=4, got list"):
+        rotary_embedding(x, positions=[0, 1, 2, 3])
+
+
+def test_shift_matrix_offset_must_be_an_int():
+    with pytest.raises(ValueError, match="k must be an int offset, got 1.5"):
+        sinusoidal_shift_matrix(1.5, 8)
+
+
+def test_learned_embedding_sizes_must_be_positive_ints():
+    with pytest.raises(ValueError, match="d_model must be a positive int, got 0"):
+        LearnedPositionalEmbedding(16, 0)
+
+
+def test_vector_shapes_print_as_tuples():
+    with pytest.raises(ValueError, match=r"got shape \(3,\)"):
+        split_heads(torch.randn(3), 1)
