@@ -1,0 +1,66 @@
+"""The explorers: a live ipywidget for Jupyter and a kernel-free player for the HTML book."""
+
+from __future__ import annotations
+
+import re
+
+import matplotlib
+import numpy as np
+import pytest
+
+from attention_course import widgets
+
+matplotlib.use("Agg")
+
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+
+
+def _frames(html: str) -> int:
+    # matplotlib's player stores one base64 image per frame: frames[0] = "data:image/png;base64,..."
+    return len(re.findall(r"frames\[\d+\] = \"data:image/png;base64", html))
+
+
+EXPLORERS = {
+    "temperature": lambda: widgets.softmax_temperature_explorer([0.75, 0.1, 0.3], ["a", "b", "c"]),
+    "scoring rule": lambda: widgets.scoring_rule_explorer(np.arange(4.0) / 4, np.eye(3, 4), ["a", "b", "c"]),
+    "heatmap": lambda: widgets.heatmap_explorer(np.random.default_rng(0).dirichlet(np.ones(3), size=(2, 3)), ["h1", "h2"]),
+}
+
+
+@pytest.mark.parametrize("make", EXPLORERS.values(), ids=EXPLORERS.keys())
+def test_explorer_offers_a_live_widget_and_a_kernel_free_player(make):
+    explorer = make()
+    bundle = explorer._repr_mimebundle_()
+    assert WIDGET_MIME in bundle and "model_id" in bundle[WIDGET_MIME]
+    html = bundle["text/html"]
+    assert _frames(html) == len(explorer.values) >= 2
+    assert 'class="anim-slider"' in html
+    assert "font-awesome" not in html and "https://" not in html  # nothing fetched from a CDN
+
+
+def test_temperature_frames_differ_and_sharpen():
+    explorer = widgets.softmax_temperature_explorer([2.0, 0.0, -1.0], betas=(0.1, 1.0, 16.0))
+    html = explorer.to_jshtml()
+    frames = re.findall(r"frames\[\d+\] = \"(data:image/png;base64,[^\"]+)\"", html)
+    assert len(frames) == 3 and len(set(frames)) == 3  # each position draws a different figure
+
+
+def test_scoring_rule_explorer_does_not_disturb_the_global_rng():
+    import torch
+
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    widgets.scoring_rule_explorer(np.ones(4), np.eye(3, 4))
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_explorer_inputs_are_checked():
+    with pytest.raises(ValueError, match="scores must be 1-D"):
+        widgets.softmax_temperature_explorer(np.ones((2, 2)))
+    with pytest.raises(ValueError, match="start=3.0 must be one of betas"):
+        widgets.softmax_temperature_explorer([1.0, 2.0], betas=(1.0, 2.0), start=3.0)
+    with pytest.raises(ValueError, match="query must be"):
+        widgets.scoring_rule_explorer(np.ones(4), np.ones((3, 5)))
+    with pytest.raises(ValueError, match="2 frame labels for 3 maps"):
+        widgets.heatmap_explorer(np.ones((3, 2, 2)) / 2, ["a", "b"])
