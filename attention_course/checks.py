@@ -137,25 +137,20 @@ def check_softmax(softmax: Callable[[np.ndarray], np.ndarray]) -> None:
             )
         _compare("softmax of a (3, 5) matrix", got, reference.softmax(x2))
 
-        spread = np.array([1e4, -1e4, 0.0])
-        with np.errstate(all="ignore"):
-            got_spread = _as_array("softmax([1e4, -1e4, 0])", softmax(spread.copy()))
-        if not np.all(np.isfinite(got_spread)):
-            raise AssertionError(
-                "softmax([1e4, -1e4, 0]) gives inf or NaN: subtract the *largest* score (not the smallest "
-                "or the mean), so that every exponent is at most 0"
-            )
-        _compare("softmax([1e4, -1e4, 0])", got_spread, reference.softmax(spread))
-
-        big = np.array([1000.0, 999.0, 998.0])
-        with np.errstate(all="ignore"):
-            got_big = _as_array("softmax([1000, 999, 998])", softmax(big.copy()))
-        if not np.all(np.isfinite(got_big)):
-            raise AssertionError(
-                "softmax([1000, 999, 998]) gives inf or NaN: exp(1000) overflows. Subtract the largest "
-                "score first; softmax(x - max(x)) equals softmax(x)"
-            )
-        _compare("softmax([1000, 999, 998])", got_big, reference.softmax(big))
+        extremes = (
+            ([1e4, -1e4, 0.0], "subtract the *largest* score (not the smallest or the mean), so that every "
+                               "exponent is at most 0"),
+            ([1000.0, 999.0, 998.0], "exp(1000) overflows. Subtract the largest score first; "
+                                     "softmax(x - max(x)) equals softmax(x)"),
+        )
+        for values, hint in extremes:
+            x = np.array(values)
+            label = f"softmax({values})"
+            with np.errstate(all="ignore"):
+                got = _as_array(label, softmax(x.copy()))
+            if not np.all(np.isfinite(got)):
+                raise AssertionError(f"{label} gives inf or NaN: {hint}")
+            _compare(label, got, reference.softmax(x))
     print("softmax: correct, stable for large scores, and row-wise on matrices.")
 
 
