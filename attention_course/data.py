@@ -25,7 +25,7 @@ import torch
 
 __all__ = [
     "PAD", "BOS", "EOS", "Vocab", "Pair", "Batch",
-    "toy_translation", "reverse_digits", "make_batch", "batches", "length_buckets",
+    "toy_translation", "toy_translation_vocabs", "reverse_digits", "make_batch", "batches", "length_buckets",
 ]
 
 PAD, BOS, EOS = "<pad>", "<bos>", "<eos>"
@@ -176,14 +176,29 @@ def toy_translation(n: int, min_len: int = 4, max_len: int = 30, *, seed: int = 
     """
     if not 3 <= min_len <= max_len:
         raise ValueError(f"need 3 <= min_len <= max_len, got min_len={min_len}, max_len={max_len}")
+    if max_adjectives < 0:
+        raise ValueError(f"max_adjectives must be >= 0, got {max_adjectives}")
     rng = random.Random(seed)
     pairs = []
     while len(pairs) < n:
-        words = _sentence(rng, rng.randint(min_len, max_len), max_adjectives)
-        if words is not None:
-            target, alignment = _translate(words)
-            pairs.append(Pair(tuple(words), tuple(target), tuple(alignment)))
+        length = rng.randint(min_len, max_len)
+        for _ in range(100):  # a stuck draw retries the same length, so lengths stay uniform
+            words = _sentence(rng, length, max_adjectives)
+            if words is not None:
+                break
+        else:
+            raise ValueError(f"no sentence has exactly {length} tokens with max_adjectives={max_adjectives}")
+        target, alignment = _translate(words)
+        pairs.append(Pair(tuple(words), tuple(target), tuple(alignment)))
     return pairs
+
+
+def toy_translation_vocabs() -> tuple[Vocab, Vocab]:
+    """Source and target vocabularies of :func:`toy_translation`, from the whole lexicon."""
+    source = [*NOUNS, *ADJECTIVES, *VERBS, *INTRANSITIVE, *DETERMINERS, *CONJUNCTION]
+    target = [*NOUNS.values(), *ADJECTIVES.values(), *VERBS.values(), *INTRANSITIVE.values(),
+              *DETERMINERS.values(), *CONJUNCTION.values()]
+    return Vocab(source), Vocab(target)
 
 
 def reverse_digits(n: int, min_len: int = 4, max_len: int = 30, *, seed: int = 0) -> list[Pair]:

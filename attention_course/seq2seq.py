@@ -34,7 +34,7 @@ from .scores import make_score
 
 __all__ = [
     "Encoder", "Decoder", "Seq2Seq", "make_seq2seq", "greedy_decode", "train",
-    "token_accuracy", "accuracy_by_length",
+    "token_accuracy", "accuracy_by_length", "source_gradient_norms", "alignment_accuracy",
 ]
 
 
@@ -59,6 +59,8 @@ class Encoder(nn.Module):
         if src.dim() != 2 or lengths.shape != (src.shape[0],):
             raise ValueError(f"src must be (B, S) and lengths (B,), got {tuple(src.shape)} and {tuple(lengths.shape)}")
         B, S = src.shape
+        if lengths.numel() and (int(lengths.min()) < 1 or int(lengths.max()) > S):
+            raise ValueError(f"lengths must lie in 1..S={S}, got min {int(lengths.min())} and max {int(lengths.max())}")
         x = self.embedding(src) if embedded is None else embedded  # (B, S, Emb)
         packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
         out, h = self.gru(packed)  # h: (1, B, H)
@@ -67,11 +69,11 @@ class Encoder(nn.Module):
 
 
 class Decoder(nn.Module):
-    """GRU decoder with a fixed context (``score=None``) or attention (a scoring module).
+    r"""GRU decoder with a fixed context (``score=None``) or attention (a scoring module).
 
     Step t: context :math:`c_t` (fixed, or attention over the encoder states with
     the previous state :math:`s_{t-1}` as the query); new state
-    :math:`s_t = \\mathrm{GRU}([y_{t-1}; c_t], s_{t-1})`; logits from
+    :math:`s_t = \mathrm{GRU}([y_{t-1}; c_t], s_{t-1})`; logits from
     :math:`[s_t; c_t; y_{t-1}]`. The initial state is :math:`\\tanh(W h_S)`.
     """
 
@@ -148,6 +150,7 @@ def greedy_decode(model: Seq2Seq, src: torch.Tensor, lengths: torch.Tensor, max_
     Returns ids (B, T) with T <= ``max_len`` (positions after a sequence's
     ``<eos>`` are padding, 0) and the weights (B, T, S) or None.
     """
+    was_training = model.training
     model.eval()
     enc_states, final = model.encoder(src, lengths)
     mask = padding_mask(lengths, src.shape[1])  # (B, S)
@@ -164,6 +167,7 @@ def greedy_decode(model: Seq2Seq, src: torch.Tensor, lengths: torch.Tensor, max_
         done |= y == eos_id
         if done.all():
             break
+    model.train(was_training)
     all_weights = torch.stack(weights, dim=1) if model.decoder.uses_attention else None
     return torch.stack(ids, dim=1), all_weights
 
@@ -219,3 +223,35 @@ def accuracy_by_length(model: Seq2Seq, buckets: dict[tuple[int, int], list[Pair]
                        tgt_vocab: Vocab) -> dict[tuple[int, int], float]:
     """:func:`token_accuracy` for each length bucket (see :func:`attention_course.data.length_buckets`)."""
     return {b: token_accuracy(model, pairs, src_vocab, tgt_vocab) for b, pairs in buckets.items() if pairs}
+
+
+def source_gradient_norms(model: Seq2Seq, batch: Batch) -> torch.Tensor:
+    r"""How much gradient reaches each source position: mean over the batch of
+    :math:`\lVert \partial \mathcal{L} / \partial x_i \rVert`, with :math:`x_i` the embedding of source word i.
+
+    Teacher-forced cross-entropy on ``batch``; returns (S,). The model's own
+    parameter gradients are left untouched.
+    """
+    was_training = model.training
+    model.train()
+    embedded = model.encoder.embedding(batch.src).detach().requires_grad_(True)  # (B, S, Emb)
+    logits, _ = model(batch.src, batch.src_lengths, batch.tgt_in, embedded=embedded)  # (B, T, V)
+    loss = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.tgt_out.reshape(-1), ignore_index=0)
+    (grad,) = torch.autograd.grad(loss, embedded)  # (B, S, Emb)
+    model.train(was_training)
+    real = padding_mask(batch.src_lengths, batch.src.shape[1])  # (B, S)
+    norms = grad.norm(dim=-1) * real  # (B, S)
+    return norms.sum(0) / real.sum(0).clamp_min(1)  # (S,)
+
+
+def alignment_accuracy(weights: torch.Tensor, alignment: Sequence[int]) -> float:
+    """Share of target steps whose most-attended source position is the true one.
+
+    weights (T', S) for one sentence (T' >= len(alignment); extra steps, such as
+    the one producing ``<eos>``, are ignored); alignment: the source position of
+    each target token.
+    """
+    T = len(alignment)
+    if weights.dim() != 2 or weights.shape[0] < T:
+        raise ValueError(f"weights must be (T, S) with T >= {T}, got {tuple(weights.shape)}")
+    return float((weights[:T].argmax(dim=-1) == torch.as_tensor(alignment)).float().mean())

@@ -11,7 +11,7 @@ from typing import Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 
-__all__ = ["attention_heatmap", "weights_bar", "to_numpy"]
+__all__ = ["attention_heatmap", "weights_bar", "curves", "to_numpy"]
 
 
 def to_numpy(x: object) -> np.ndarray:
@@ -93,6 +93,41 @@ def weights_bar(
     for j, bar in enumerate(bars):
         text = f"{w[j]:.2f}" if s is None else f"{w[j]:.2f}\n(score {s[j]:.2f})"
         ax.text(bar.get_x() + bar.get_width() / 2, bar.get_height() + 0.02, text, ha="center", va="bottom", fontsize=8)
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def curves(
+    x: object,
+    ys: dict[str, object],
+    *,
+    ax: plt.Axes | None = None,
+    xlabel: str = "",
+    ylabel: str = "",
+    title: str | None = None,
+    logy: bool = False,
+    ylim: tuple[float, float] | None = None,
+    markers: bool = True,
+) -> plt.Axes:
+    """One line per entry of ``ys`` (label -> values), all over the same ``x``."""
+    xs = to_numpy(x)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.0, 3.6))
+    for label, values in ys.items():
+        v = to_numpy(values)
+        if v.shape != xs.shape:
+            raise ValueError(f"{label!r} has shape {v.shape} but x has {xs.shape}")
+        ax.plot(xs, v, marker="o" if markers else None, markersize=4, label=label)
+    if logy:
+        ax.set_yscale("log")
+    if ylim is not None:
+        ax.set_ylim(*ylim)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    if len(ys) > 1:
+        ax.legend()
     if title:
         ax.set_title(title)
     return ax

@@ -29,7 +29,7 @@ from matplotlib.figure import Figure
 from . import reference, viz
 from .scores import SCORE_RULES, make_score
 
-__all__ = ["Explorer", "softmax_temperature_explorer", "scoring_rule_explorer", "heatmap_explorer"]
+__all__ = ["Explorer", "softmax_temperature_explorer", "scoring_rule_explorer", "heatmap_explorer", "decoder_steps_explorer"]
 
 
 class Explorer:
@@ -210,3 +210,34 @@ def heatmap_explorer(
 
     return Explorer(draw, list(range(w.shape[0])), list(frame_labels), description=description,
                     figsize=(2.2 + 0.75 * S, 1.6 + 0.55 * L))
+
+
+def decoder_steps_explorer(
+    weights: torch.Tensor | np.ndarray,
+    source: Sequence[str],
+    target: Sequence[str],
+    alignment: Sequence[int] | None = None,
+) -> Explorer:
+    r"""Step through a decoder's time steps: the mix of source words in each step's context.
+
+    ``weights`` is (T, S): row t holds the weights :math:`a_{t\cdot}` used while
+    producing ``target[t]``. With ``alignment``, the truly aligned source word
+    of each step is drawn in orange.
+    """
+    w = viz.to_numpy(weights)
+    if w.ndim != 2 or w.shape[1] != len(source) or w.shape[0] < len(target):
+        raise ValueError(f"weights must be (T, S) with S={len(source)} and T >= {len(target)}, got shape {w.shape}")
+    if alignment is not None and len(alignment) != len(target):
+        raise ValueError(f"alignment has {len(alignment)} entries for {len(target)} target words")
+
+    def draw(t: int, fig: Figure) -> None:
+        ax = fig.add_subplot()
+        viz.weights_bar(w[t], list(source), ax=ax,
+                        title=f"step {t + 1}: producing “{target[t]}”, context = Σ a·h over the source")
+        if alignment is not None:
+            ax.patches[alignment[t]].set_color("tab:orange")
+        ax.tick_params(axis="x", labelrotation=60)
+
+    labels = [f"{t + 1}: {word}" for t, word in enumerate(target)]
+    return Explorer(draw, list(range(len(target))), labels, description="decoder step",
+                    figsize=(1.5 + 0.42 * len(source), 3.6))

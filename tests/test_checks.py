@@ -292,6 +292,306 @@ MHA_WRONG = {
     "weights transposed": (_mha_transposed_weights, "entry"),
 }
 
+# --------------------------------------------------------------------------- chapter 1: solutions and wrong answers
+
+
+def teacher_forcing_ok(target_ids, bos_id, eos_id):
+    bos, eos = torch.tensor([bos_id]), torch.tensor([eos_id])
+    return torch.cat([bos, target_ids]), torch.cat([target_ids, eos])
+
+
+def final_states_ok(states, lengths):
+    B = states.shape[0]
+    return states[torch.arange(B), lengths - 1]  # (B, H)
+
+
+def greedy_decode_ok(step, state, bos_id, eos_id, max_len):
+    ids, token = [], bos_id
+    for _ in range(max_len):
+        logits, state = step(token, state)
+        token = int(logits.argmax())
+        ids.append(token)
+        if token == eos_id:
+            break
+    return ids
+
+
+def token_accuracy_ok(predictions, targets, pad_id=0):
+    real = targets != pad_id
+    correct = (predictions == targets) & real
+    return correct.sum().item() / real.sum().item()
+
+
+def _tf_no_shift(target_ids, bos_id, eos_id):
+    return target_ids.clone(), torch.cat([target_ids, torch.tensor([eos_id])])
+
+
+def _tf_no_eos(target_ids, bos_id, eos_id):
+    return torch.cat([torch.tensor([bos_id]), target_ids]), target_ids.clone()
+
+
+def _tf_bos_at_the_end(target_ids, bos_id, eos_id):
+    return torch.cat([target_ids, torch.tensor([bos_id])]), torch.cat([target_ids, torch.tensor([eos_id])])
+
+
+def _tf_labels_shifted_right(target_ids, bos_id, eos_id):
+    shifted = torch.cat([torch.tensor([bos_id]), target_ids])
+    return shifted, shifted.clone()
+
+
+def _tf_swapped(target_ids, bos_id, eos_id):
+    inputs, labels = teacher_forcing_ok(target_ids, bos_id, eos_id)
+    return labels, inputs
+
+
+def _tf_float(target_ids, bos_id, eos_id):
+    inputs = torch.tensor([bos_id] + target_ids.tolist(), dtype=torch.float32)
+    return inputs, torch.tensor(target_ids.tolist() + [eos_id])
+
+
+TEACHER_FORCING_WRONG = {
+    "no shift (inputs = target)": (_tf_no_shift, "not shifted"),
+    "eos missing": (_tf_no_eos, "<eos>"),
+    "bos appended at the end": (_tf_bos_at_the_end, "goes in front"),
+    "labels shifted the wrong way (= inputs)": (_tf_labels_shifted_right, "next"),
+    "returns (labels, inputs)": (_tf_swapped, "(decoder_inputs, labels)"),
+    "float ids": (_tf_float, "torch.long"),
+}
+
+
+def _final_last_column(states, lengths):
+    return states[:, -1]
+
+
+def _final_first_column(states, lengths):
+    return states[:, 0]
+
+
+def _final_off_by_one(states, lengths):
+    return states[torch.arange(states.shape[0]), lengths]  # index S for a full-length sequence: IndexError
+
+
+def _final_off_by_one_gather(states, lengths):
+    index = lengths[:, None, None].expand(-1, 1, states.shape[-1])  # (B, 1, H)
+    return states.gather(1, index)[:, 0]  # RuntimeError for a full-length sequence
+
+
+def _final_mean(states, lengths):
+    return states.mean(dim=1)
+
+
+def _final_masked_mean(states, lengths):
+    return states.sum(dim=1) / lengths[:, None]
+
+
+FINAL_STATES_WRONG = {
+    "states[:, -1] (padding)": (_final_last_column, "padding"),
+    "states[:, 0]": (_final_first_column, "first"),
+    "off by one (index lengths, crashes)": (_final_off_by_one, "lengths - 1"),
+    "off by one with gather (crashes)": (_final_off_by_one_gather, "lengths - 1"),
+    "mean over time": (_final_mean, "mean"),
+    "mean over the real tokens": (_final_masked_mean, "mean"),
+}
+
+
+def _greedy_always_bos(step, state, bos_id, eos_id, max_len):
+    ids = []
+    for _ in range(max_len):
+        logits, state = step(bos_id, state)
+        ids.append(int(logits.argmax()))
+        if ids[-1] == eos_id:
+            break
+    return ids
+
+
+def _greedy_no_stop(step, state, bos_id, eos_id, max_len):
+    ids, token = [], bos_id
+    for _ in range(max_len):
+        logits, state = step(token, state)
+        token = int(logits.argmax())
+        ids.append(token)
+    return ids
+
+
+def _greedy_drops_eos(step, state, bos_id, eos_id, max_len):
+    ids, token = [], bos_id
+    for _ in range(max_len):
+        logits, state = step(token, state)
+        token = int(logits.argmax())
+        if token == eos_id:
+            break
+        ids.append(token)
+    return ids
+
+
+def _greedy_feeds_previous_input(step, state, bos_id, eos_id, max_len):
+    ids, fed = [], bos_id
+    for _ in range(max_len):
+        logits, state = step(fed, state)
+        prediction = int(logits.argmax())
+        fed = ids[-1] if ids else bos_id  # one step late: the previous input, not the prediction
+        ids.append(prediction)
+        if prediction == eos_id:
+            break
+    return ids
+
+
+def _greedy_one_too_many(step, state, bos_id, eos_id, max_len):
+    return greedy_decode_ok(step, state, bos_id, eos_id, max_len + 1)
+
+
+def _greedy_one_too_few(step, state, bos_id, eos_id, max_len):
+    return greedy_decode_ok(step, state, bos_id, eos_id, max_len - 1)
+
+
+def _greedy_state_not_passed(step, state, bos_id, eos_id, max_len):
+    ids, token = [], bos_id
+    for _ in range(max_len):
+        logits, _ = step(token, state)
+        token = int(logits.argmax())
+        ids.append(token)
+        if token == eos_id:
+            break
+    return ids
+
+
+GREEDY_WRONG = {
+    "feeds bos every time": (_greedy_always_bos, "<bos> at every step"),
+    "does not stop at eos": (_greedy_no_stop, "after producing <eos>"),
+    "drops the eos": (_greedy_drops_eos, "without the final <eos>"),
+    "feeds the previous input": (_greedy_feeds_previous_input, "not the previous input"),
+    "one id too many": (_greedy_one_too_many, "max_len"),
+    "one id too few": (_greedy_one_too_few, "max_len"),
+    "state not passed on": (_greedy_state_not_passed, "state"),
+}
+
+
+def _acc_counts_padding(predictions, targets, pad_id=0):
+    return (predictions == targets).float().mean().item()
+
+
+def _acc_per_sequence(predictions, targets, pad_id=0):
+    real = targets != pad_id
+    correct = (predictions == targets) & real
+    return (correct.sum(dim=1) / real.sum(dim=1)).mean().item()
+
+
+def _acc_first_token(predictions, targets, pad_id=0):
+    return (predictions[:, 0] == targets[:, 0]).float().mean().item()
+
+
+def _acc_count(predictions, targets, pad_id=0):
+    return ((predictions == targets) & (targets != pad_id)).sum().item()
+
+
+def _acc_whole_tensor(predictions, targets, pad_id=0):
+    real = targets != pad_id
+    return ((predictions == targets) & real).float() / real.sum()  # not reduced
+
+
+TOKEN_ACCURACY_WRONG = {
+    "counts padding": (_acc_counts_padding, "padding"),
+    "averages per sequence, then over the batch": (_acc_per_sequence, "per sequence"),
+    "compares only the first token": (_acc_first_token, "first position"),
+    "a count instead of a share": (_acc_count, "count"),
+    "not reduced to one number": (_acc_whole_tensor, "one number"),
+}
+
+
+# --------------------------------------------------------------------------- chapter 2: solutions and wrong answers
+
+
+def contexts_ok(weights, states):
+    return weights @ states  # (T, S) @ (S, H) -> (T, H)
+
+
+def additive_scores_ok(s, states, W_q, W_k, v):
+    return torch.tanh(W_q @ s + states @ W_k.T) @ v  # (S, A) @ (A,) -> (S,)
+
+
+def attention_step_ok(s, states, mask, W_q, W_k, v):
+    scores = additive_scores_ok(s, states, W_q, W_k, v).masked_fill(~mask, float("-inf"))  # (S,)
+    weights = torch.softmax(scores, dim=-1)  # (S,)
+    return weights @ states, weights  # (H,), (S,)
+
+
+def alignment_accuracy_ok(weights, alignment):
+    return (weights.argmax(dim=-1) == alignment).float().mean().item()
+
+
+CONTEXTS_WRONG = {
+    "states.T @ weights": (lambda w, h: h.T @ w, "transposed"),
+    "weights @ states.T (crashes)": (lambda w, h: w @ h.T, "raised RuntimeError"),
+    "one fixed context: the mean of the states": (
+        lambda w, h: h.mean(dim=0).expand(w.shape[0], -1), "same context"),
+    "one fixed context: the last state": (lambda w, h: h[-1].expand(w.shape[0], -1), "same context"),
+    "weights transposed": (lambda w, h: w.T @ h, "transposed"),
+    "sums over the target steps": (lambda w, h: (w[:, :, None] * h[None]).sum(dim=0), "over the target steps"),
+}
+
+ADDITIVE_WRONG = {
+    "missing tanh": (lambda s, h, W_q, W_k, v: (W_q @ s + h @ W_k.T) @ v, "no tanh"),
+    "W_q and W_k swapped": (lambda s, h, W_q, W_k, v: torch.tanh(W_k @ s + h @ W_q.T) @ v, "swapped"),
+    "tanh applied after v": (lambda s, h, W_q, W_k, v: torch.tanh((W_q @ s + h @ W_k.T) @ v), "after v"),
+    "sum instead of v": (lambda s, h, W_q, W_k, v: torch.tanh(W_q @ s + h @ W_k.T).sum(dim=-1), "dot product with v"),
+    "softmax applied": (
+        lambda s, h, W_q, W_k, v: torch.softmax(additive_scores_ok(s, h, W_q, W_k, v), dim=-1), "not scores"),
+    "W_k not transposed (crashes)": (
+        lambda s, h, W_q, W_k, v: torch.tanh(W_q @ s + h @ W_k) @ v, "raised RuntimeError"),
+}
+
+
+def _step_mask_ignored(s, states, mask, W_q, W_k, v):
+    weights = torch.softmax(additive_scores_ok(s, states, W_q, W_k, v), dim=-1)
+    return weights @ states, weights
+
+
+def _step_mask_inverted(s, states, mask, W_q, W_k, v):
+    return attention_step_ok(s, states, ~mask, W_q, W_k, v)
+
+
+def _step_mask_after_softmax(s, states, mask, W_q, W_k, v):
+    weights = torch.softmax(additive_scores_ok(s, states, W_q, W_k, v), dim=-1) * mask  # not renormalised
+    return weights @ states, weights
+
+
+def _step_padding_scored_zero(s, states, mask, W_q, W_k, v):
+    scores = additive_scores_ok(s, states, W_q, W_k, v) * mask  # 0 is still a score: exp(0) = 1
+    weights = torch.softmax(scores, dim=-1)
+    return weights @ states, weights
+
+
+def _step_minus_large_only_on_first_pad(s, states, mask, W_q, W_k, v):
+    scores = additive_scores_ok(s, states, W_q, W_k, v).clone()
+    scores[int(mask.sum())] = float("-inf")  # only the first padding position
+    weights = torch.softmax(scores, dim=-1)
+    return weights @ states, weights
+
+
+def _step_swapped(s, states, mask, W_q, W_k, v):
+    context, weights = attention_step_ok(s, states, mask, W_q, W_k, v)
+    return weights, context
+
+
+ATTENTION_STEP_WRONG = {
+    "mask ignored": (_step_mask_ignored, "ignored"),
+    "mask inverted": (_step_mask_inverted, "inverted"),
+    "mask applied after the softmax, not renormalised": (_step_mask_after_softmax, "renormalising"),
+    "padding scored as zeros": (_step_padding_scored_zero, "exp(0)"),
+    "only part of the padding masked": (_step_minus_large_only_on_first_pad, "exactly 0"),
+    "returns (weights, context)": (_step_swapped, "(context, weights)"),
+}
+
+ALIGNMENT_WRONG = {
+    "argmax over the wrong axis": (
+        lambda w, a: (w.argmax(dim=0) == a).float().mean().item(), "wrong axis"),
+    "count instead of share": (lambda w, a: (w.argmax(dim=-1) == a).sum().item(), "count"),
+    "compares the max value, not its position": (
+        lambda w, a: (w.max(dim=-1).values == a).float().mean().item(), "position"),
+    "compares with the step index, not the alignment": (
+        lambda w, a: (w.argmax(dim=-1) == torch.arange(w.shape[0])).float().mean().item(), "should be"),
+}
+
 CASES = [
     (checks.check_softmax, softmax_ok, SOFTMAX_WRONG),
     (checks.check_attention_weights, weights_ok, WEIGHTS_WRONG),
@@ -300,6 +600,14 @@ CASES = [
     (checks.check_masked_attention, masked_attention_ok, MASKED_WRONG),
     (checks.check_add_positional_encoding, add_pe_ok, PE_WRONG),
     (checks.check_multihead_forward, multihead_ok, MHA_WRONG),
+    (checks.check_teacher_forcing, teacher_forcing_ok, TEACHER_FORCING_WRONG),
+    (checks.check_final_states, final_states_ok, FINAL_STATES_WRONG),
+    (checks.check_greedy_decode, greedy_decode_ok, GREEDY_WRONG),
+    (checks.check_token_accuracy, token_accuracy_ok, TOKEN_ACCURACY_WRONG),
+    (checks.check_contexts, contexts_ok, CONTEXTS_WRONG),
+    (checks.check_additive_scores, additive_scores_ok, ADDITIVE_WRONG),
+    (checks.check_attention_step, attention_step_ok, ATTENTION_STEP_WRONG),
+    (checks.check_alignment_accuracy, alignment_accuracy_ok, ALIGNMENT_WRONG),
 ]
 
 

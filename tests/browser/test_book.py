@@ -113,7 +113,9 @@ def test_the_book_has_its_pages():
     _require(HTML.exists(), f"{HTML} not built")
     expected = {"book/intro.html", "book/notation.html", "book/glossary.html", "book/bibliography.html",
                 "book/instructors.html", "chapters/00_attention_in_one_page.html",
-                "chapters/00_attention_in_one_page_exercises.html"}
+                "chapters/00_attention_in_one_page_exercises.html", "chapters/01_seq2seq_bottleneck.html",
+                "chapters/01_seq2seq_bottleneck_exercises.html", "chapters/02_soft_attention.html",
+                "chapters/02_soft_attention_exercises.html"}
     assert expected <= set(PAGES), expected - set(PAGES)
 
 
@@ -177,7 +179,7 @@ def test_exercise_launch_buttons_open_the_student_version(browser, server):
         visit.close()
 
 
-EXPLORER_PAGES = ["chapters/00_attention_in_one_page.html"]
+EXPLORER_PAGES = ["chapters/00_attention_in_one_page.html", "chapters/02_soft_attention.html"]
 
 
 @pytest.mark.parametrize("page_path", EXPLORER_PAGES)
