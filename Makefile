@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup book test unit notebooks build-strict browser bench student clean
+.PHONY: setup book test unit notebooks build-strict browser bench robust student clean
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ browser: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
+
+# Every chapter's asserted claims at seeds 1, 2, 3 (not part of make test: minutes).
+robust: $(STAMP)
+	$(BIN)/python bench/robust.py
 
 # Student versions of the exercise notebooks, made by nbgrader, into student/ (committed).
 student: $(STAMP)

@@ -29,7 +29,8 @@ from matplotlib.figure import Figure
 from . import reference, viz
 from .scores import SCORE_RULES, make_score
 
-__all__ = ["Explorer", "softmax_temperature_explorer", "scoring_rule_explorer", "heatmap_explorer", "decoder_steps_explorer"]
+__all__ = ["Explorer", "softmax_temperature_explorer", "scoring_rule_explorer", "heatmap_explorer", "decoder_steps_explorer",
+           "prediction_steps_explorer"]
 
 
 class Explorer:
@@ -241,3 +242,42 @@ def decoder_steps_explorer(
     labels = [f"{t + 1}: {word}" for t, word in enumerate(target)]
     return Explorer(draw, list(range(len(target))), labels, description="decoder step",
                     figsize=(1.5 + 0.42 * len(source), 3.6))
+
+
+def prediction_steps_explorer(
+    probs: torch.Tensor | np.ndarray,
+    vocab: Sequence[str],
+    output: Sequence[str],
+    reference: Sequence[str],
+    *,
+    k: int = 8,
+) -> Explorer:
+    """Step through autoregressive decoding: the k most probable next tokens at each step.
+
+    ``probs`` is (T, V): row t is the decoder's distribution at step t, after it
+    was fed its own previous outputs. The chosen token (the argmax, ``output[t]``)
+    is blue, the reference token orange when it differs.
+    """
+    p = viz.to_numpy(probs)
+    if p.ndim != 2 or p.shape[1] != len(vocab) or p.shape[0] < len(output):
+        raise ValueError(f"probs must be (T, V) with V={len(vocab)} and T >= {len(output)}, got shape {p.shape}")
+
+    def draw(t: int, fig: Figure) -> None:
+        ax = fig.add_subplot()
+        top = np.argsort(p[t])[::-1][:k]
+        words = [vocab[i] for i in top]
+        bars = ax.bar(range(k), p[t, top], color="lightgray")
+        ref = reference[t] if t < len(reference) else "<eos>"
+        for j, word in enumerate(words):
+            if word == output[t]:
+                bars[j].set_color("tab:blue")
+            elif word == ref:
+                bars[j].set_color("tab:orange")
+        ax.set_xticks(range(k), labels=words, rotation=45)
+        ax.set_ylim(0, 1.05)
+        ax.set_ylabel("probability")
+        verdict = "right" if output[t] == ref else f"wrong (reference: {ref})"
+        ax.set_title(f"step {t + 1}: chose “{output[t]}”, {verdict}")
+
+    labels = [f"{t + 1}: {w}" for t, w in enumerate(output)]
+    return Explorer(draw, list(range(len(output))), labels, description="decoding step", figsize=(6.0, 3.6))

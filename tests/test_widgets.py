@@ -64,3 +64,23 @@ def test_explorer_inputs_are_checked():
         widgets.scoring_rule_explorer(np.ones(4), np.ones((3, 5)))
     with pytest.raises(ValueError, match="2 frame labels for 3 maps"):
         widgets.heatmap_explorer(np.ones((3, 2, 2)) / 2, ["a", "b"])
+
+
+def test_prediction_steps_explorer_marks_choice_and_reference():
+    probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6]])
+    explorer = widgets.prediction_steps_explorer(probs, ["a", "b", "c"], ["a", "c"], ["a", "b"], k=3)
+    assert explorer.labels == ["1: a", "2: c"]
+    fig = explorer.figure(1)
+    ax = fig.axes[0]
+    assert "wrong (reference: b)" in ax.get_title()
+    colours = {t.get_text(): bar.get_facecolor() for t, bar in zip(ax.get_xticklabels(), ax.patches)}
+    assert colours["c"] != colours["b"] != colours["a"]
+    with pytest.raises(ValueError, match="probs must be"):
+        widgets.prediction_steps_explorer(probs, ["a", "b"], ["a"], ["a"])
+
+
+def test_decoder_steps_explorer_checks_its_inputs():
+    with pytest.raises(ValueError, match="alignment has 1 entries for 2 target words"):
+        widgets.decoder_steps_explorer(np.full((2, 3), 1 / 3), ["x", "y", "z"], ["p", "q"], [0])
+    explorer = widgets.decoder_steps_explorer(np.eye(3)[[2, 0]], ["x", "y", "z"], ["p", "q"], [2, 0])
+    assert _frames(explorer.to_jshtml()) == 2

@@ -179,7 +179,8 @@ def test_exercise_launch_buttons_open_the_student_version(browser, server):
         visit.close()
 
 
-EXPLORER_PAGES = ["chapters/00_attention_in_one_page.html", "chapters/02_soft_attention.html"]
+EXPLORER_PAGES = ["chapters/00_attention_in_one_page.html", "chapters/01_seq2seq_bottleneck.html",
+                  "chapters/02_soft_attention.html"]
 
 
 @pytest.mark.parametrize("page_path", EXPLORER_PAGES)
