@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from . import reference, scores
-from .attention import masked_softmax
+from .attention import hard_attention, masked_softmax
 from .multihead import MultiHeadAttention
 from .positional import sinusoidal_encoding
 
@@ -46,6 +46,16 @@ __all__ = [
     "check_additive_scores",
     "check_attention_step",
     "check_alignment_accuracy",
+    "check_dot_scores",
+    "check_scaled_dot_scores",
+    "check_general_scores",
+    "check_concat_scores",
+    "check_split_concat_weight",
+    "check_masked_softmax",
+    "check_topk_hard_attention",
+    "check_gumbel_argmax",
+    "check_reinforce_surrogate",
+    "check_straight_through_gumbel",
 ]
 
 
@@ -777,3 +787,550 @@ def check_alignment_accuracy(alignment_accuracy: Callable) -> None:
                     f"{weights.argmax(dim=-1).tolist()} and the alignment is {alignment}"
                 )
     print("alignment_accuracy: correct: the share of steps that attend most to the aligned source token.")
+
+
+# --------------------------------------------------------------------------- chapter 3: scoring rules
+
+
+def _call_pure(label: str, fn: Callable, *args: tuple[str, object]) -> object:
+    """``fn(*values)``; fail if it changed a tensor argument in place (its values or its shape)."""
+    before = [v.detach().clone() if isinstance(v, torch.Tensor) else v for _, v in args]
+    result = fn(*(v for _, v in args))
+    for (name, v), old in zip(args, before):
+        if isinstance(v, torch.Tensor) and not (v.shape == old.shape and torch.equal(v.detach(), old)):
+            raise AssertionError(
+                f"{label} modified its argument `{name}` in place: never change an input. Methods ending in "
+                f"an underscore (t_, div_, masked_fill_) and augmented assignments (q /= ...) write into the "
+                f"caller's tensor; write k.T, q / scale or masked_fill(...) to get a new one"
+            )
+    return result
+
+
+def _reject_known(label: str, got: np.ndarray, expected: torch.Tensor, wrong: dict, atol: float = 1e-5) -> None:
+    """Raise the hint of the first wrong answer that ``got`` matches (and the right answer does not)."""
+    expected = expected.detach().numpy()
+    if got.shape != expected.shape:
+        return
+    for hint, value in wrong.items():
+        value = value.detach().numpy()
+        if value.shape != got.shape or np.allclose(value, expected, atol=atol):
+            continue  # not a mistake these inputs can reveal
+        if np.allclose(got, value, atol=atol):
+            raise AssertionError(f"{label}: {hint}")
+
+
+_SCORES_LEGEND = " (L, S): one row per query, one column per key"
+
+
+def _pair_inputs(seed: int, L: int, S: int, Eq: int, Ek: int) -> tuple[torch.Tensor, torch.Tensor, torch.Generator]:
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randn(L, Eq, generator=gen), torch.randn(S, Ek, generator=gen), gen
+
+
+def _dot_wrong(q: torch.Tensor, k: torch.Tensor, scale: float) -> dict:
+    """The mistakes both dot-product exercises share (scores = q @ k.T * scale): transposes, an
+    elementwise product, a softmax."""
+    (L, E), S = q.shape, k.shape[0]
+    expected = q @ k.T * scale  # (L, S)
+    wrong = {
+        "these are weights (each row sums to 1), not scores: return the raw scores; the softmax "
+        "comes later, in the attention itself": torch.softmax(expected, dim=-1),
+    }
+    if L == S:
+        wrong["the result is transposed: row l must hold query l's scores against every key, "
+              "so compute q @ k.T (L, S), not k @ q.T (S, L)"] = expected.T
+    if E == S:
+        wrong["you multiplied q by k, not by k transposed: q @ k only runs because E = S here. "
+              "Each score is the dot product of a query row with a key row: q @ k.T"] = q @ k * scale
+    if L == S:
+        wrong["you multiplied elementwise (q * k): that pairs query l with key l only. The score of "
+              "query l and key s is the sum over the E features of q[l] * k[s]: the matrix product "
+              "q @ k.T"] = (q * k) * scale
+    return wrong
+
+
+def check_dot_scores(dot_scores: Callable) -> None:
+    """Exercise: ``dot_scores(q (L, E), k (S, E)) -> (L, S)``, score[l, s] = q_l · k_s."""
+    with _attempt("dot_scores"):
+        for seed, (L, S, E) in ((31, (4, 4, 4)), (32, (3, 5, 4))):  # square first: a missing .T still runs
+            q, k, _ = _pair_inputs(seed, L, S, E, E)
+            label = f"dot_scores for L={L}, S={S}, E={E}"
+            got = _as_array(label, _call_pure(label, dot_scores, ("q", q), ("k", k)))
+            expected = q @ k.T  # (L, S)
+            wrong = _dot_wrong(q, k, 1.0)
+            wrong["you scaled the scores by 1/sqrt(E): that is the next exercise. The plain dot-product "
+                  "score is q @ k.T"] = expected / E**0.5
+            _reject_known(label, got, expected, wrong)
+            _compare(label, got, expected.numpy(), atol=1e-5, legend=_SCORES_LEGEND)
+    print("dot_scores: correct: q @ k.T, one score per (query, key) pair.")
+
+
+def check_scaled_dot_scores(scaled_dot_scores: Callable) -> None:
+    """Exercise: ``scaled_dot_scores(q (L, E), k (S, E)) -> (L, S)``, q kᵀ / sqrt(E)."""
+    with _attempt("scaled_dot_scores"):
+        for seed, (L, S, E) in ((33, (4, 4, 4)), (34, (3, 5, 4)), (35, (2, 9, 6))):
+            q, k, _ = _pair_inputs(seed, L, S, E, E)
+            label = f"scaled_dot_scores for L={L}, S={S}, E={E}"
+            got = _as_array(label, _call_pure(label, scaled_dot_scores, ("q", q), ("k", k)))
+            dot = q @ k.T  # (L, S)
+            expected = dot / E**0.5
+            wrong = _dot_wrong(q, k, 1 / E**0.5)
+            wrong.update({
+                f"you did not divide by sqrt(E) = {E**0.5:.3g}: these are the plain dot-product scores. "
+                f"A dot product of E unit-variance features has variance E; dividing by sqrt(E) brings "
+                f"it back to 1": dot,
+                f"you divided by E = {E} instead of sqrt(E) = {E**0.5:.3g}: the standard deviation of a "
+                f"dot product of E features grows like sqrt(E), not E": dot / E,
+                "you multiplied by sqrt(E) instead of dividing": dot * E**0.5,
+                f"you divided by sqrt(S) = sqrt({S}), the number of keys: the scale is sqrt(E), the "
+                f"number of features each dot product sums over (q.shape[-1])": dot / S**0.5,
+                f"you divided by sqrt(L) = sqrt({L}), the number of queries: the scale is sqrt(E), the "
+                f"number of features each dot product sums over (q.shape[-1])": dot / L**0.5,
+            })
+            _reject_known(label, got, expected, wrong)
+            _compare(label, got, expected.numpy(), atol=1e-5, legend=_SCORES_LEGEND)
+    print("scaled_dot_scores: correct: q @ k.T / sqrt(E).")
+
+
+def check_general_scores(general_scores: Callable) -> None:
+    """Exercise: ``general_scores(q (L, Eq), k (S, Ek), W (Eq, Ek)) -> (L, S)``, q W kᵀ."""
+    with _attempt("general_scores"):
+        for seed, (L, S, Eq, Ek) in ((36, (4, 4, 4, 4)), (37, (3, 5, 4, 2))):  # square first: W.T still runs
+            q, k, gen = _pair_inputs(seed, L, S, Eq, Ek)
+            W = torch.randn(Eq, Ek, generator=gen) * 0.5  # (Eq, Ek), not symmetric
+            label = f"general_scores for L={L}, S={S}, Eq={Eq}, Ek={Ek}"
+            got = _as_array(label, _call_pure(label, general_scores, ("q", q), ("k", k), ("W", W)))
+            expected = q @ W @ k.T  # (L, Eq) @ (Eq, Ek) @ (Ek, S) -> (L, S)
+            wrong = {}
+            if Eq == Ek:
+                wrong["W is not used: q @ k.T is the dot score. The general score puts the learned matrix "
+                      "between them, q @ W @ k.T, so that queries and keys may differ in size "
+                      "and in meaning"] = q @ k.T
+                wrong["you used W transposed: W is (Eq, Ek), so q @ W maps each query (Eq) into the key "
+                      "space (Ek), where it is compared with the keys: q @ W @ k.T"] = q @ W.T @ k.T
+            if Eq == Ek and L == S:
+                wrong["you computed k @ W @ q.T, which is the transposed result with W transposed: the "
+                      "query goes on the left, q @ W @ k.T, so that row l holds query l's scores"] = k @ W @ q.T
+                wrong["the result is transposed: row l must hold query l's scores, q @ W @ k.T (L, S)"] = expected.T
+            if L == Eq == Ek:
+                wrong["you multiplied q and W elementwise (q * W): that only runs because L = Eq = Ek here. "
+                      "Use the matrix product, q @ W @ k.T"] = (q * W) @ k.T
+            _reject_known(label, got, expected, wrong)
+            _compare(label, got, expected.numpy(), atol=1e-5, legend=_SCORES_LEGEND)
+    print("general_scores: correct: q @ W @ k.T.")
+
+
+def _concat_inputs(seed: int, L: int, S: int, Eq: int, Ek: int, A: int):
+    q, k, gen = _pair_inputs(seed, L, S, Eq, Ek)
+    W = torch.randn(A, Eq + Ek, generator=gen) * 0.5  # (A, Eq + Ek): tanh not saturated
+    v = torch.randn(A, generator=gen)  # (A,)
+    return q, k, W, v
+
+
+def check_concat_scores(concat_scores: Callable) -> None:
+    """Exercise: ``concat_scores(q (L, Eq), k (S, Ek), W (A, Eq + Ek), v (A,)) -> (L, S)``,
+    score[l, s] = vᵀ tanh(W [q_l; k_s])."""
+    with _attempt("concat_scores"):
+        for seed, (L, S, Eq, Ek, A) in ((38, (3, 5, 4, 2, 3)), (39, (4, 4, 3, 3, 5))):
+            q, k, W, v = _concat_inputs(seed, L, S, Eq, Ek, A)
+            label = f"concat_scores for L={L}, S={S}, Eq={Eq}, Ek={Ek}, A={A}"
+            got = _as_array(label, _call_pure(label, concat_scores, ("q", q), ("k", k), ("W", W), ("v", v)))
+            expected = scores.concat_scores(q, k, W, v)  # (L, S)
+            pre = (q @ W[:, :Eq].T)[:, None, :] + (k @ W[:, Eq:].T)[None, :, :]  # (L, S, A): W [q_l; k_s]
+            wrong = {
+                "you concatenated [k; q]: the order is [q; k], so the first Eq columns of W act on the "
+                "query and the last Ek on the key (torch.cat([q_l, k_s]))":
+                    torch.tanh((k @ W[:, :Ek].T)[None, :, :] + (q @ W[:, Ek:].T)[:, None, :]) @ v,
+                "there is no tanh: apply it to the A-vector W [q; k] before the dot product with v. "
+                "Without it the score is a linear function of q and k, and the query's part is the same "
+                "for every key (it cancels in the softmax)": pre @ v,
+                "the tanh is applied after v: it acts on the A-vector W [q; k], then v turns the result "
+                "into one number": torch.tanh(pre @ v),
+                "you summed the A features instead of taking the dot product with v: v is a learned "
+                "vector, v · tanh(...)": torch.tanh(pre).sum(dim=-1),
+                "these are weights (each row sums to 1), not scores: return the raw scores":
+                    torch.softmax(expected, dim=-1),
+            }
+            _reject_known(label, got, expected, wrong)
+            if got.shape == tuple(expected.shape) and np.allclose(got, got[:, :1], atol=1e-6):
+                raise AssertionError(
+                    f"{label}: every key got the same score from a query, so the key is not used: W [q; k] "
+                    f"needs the whole concatenation, the key's block W[:, Eq:] acting on k_s as well as "
+                    f"the query's block W[:, :Eq] acting on q_l"
+                )
+            _compare(label, got, expected.numpy(), atol=1e-5, legend=_SCORES_LEGEND)
+    print("concat_scores: correct: v · tanh(W [q; k]) for every (query, key) pair.")
+
+
+def check_split_concat_weight(split_concat_weight: Callable) -> None:
+    """Exercise: ``split_concat_weight(W (A, Eq + Ek), Eq) -> (W_q (A, Eq), W_k (A, Ek))`` such that
+    ``additive_scores(q, k, W_q, W_k, v) == concat_scores(q, k, W, v)``."""
+    with _attempt("split_concat_weight"):
+        L, S, Eq, Ek, A = 3, 5, 4, 2, 5
+        q, k, W, v = _concat_inputs(40, L, S, Eq, Ek, A)
+        label = f"split_concat_weight(W, Eq={Eq}) for W of shape (A, Eq + Ek) = ({A}, {Eq + Ek})"
+        result = _call_pure(label, split_concat_weight, ("W", W), ("Eq", Eq))
+        if not isinstance(result, tuple) or len(result) != 2:
+            raise AssertionError(f"split_concat_weight must return a pair (W_q, W_k), got {type(result).__name__}")
+        W_q, W_k = (_as_array(label, r) for r in result)
+        exp_q, exp_k = W[:, :Eq].numpy(), W[:, Eq:].numpy()  # (A, Eq), (A, Ek)
+        swapped = W_q.shape == exp_k.shape and W_k.shape == exp_q.shape
+        if swapped and np.allclose(W_q, exp_k) and np.allclose(W_k, exp_q):
+            raise AssertionError(f"{label}: you returned (W_k, W_q): return (W_q, W_k)")
+        if W_q.shape == exp_q.shape and np.allclose(W_q, W[:, Ek:].numpy()):
+            raise AssertionError(
+                f"{label}: W_q is the last Eq columns: W multiplies [q; k], the query first, so the first "
+                f"Eq columns W[:, :Eq] act on the query and the remaining Ek columns W[:, Eq:] on the key"
+            )
+        for name, got, exp, letter in (("W_q", W_q, exp_q, "Eq"), ("W_k", W_k, exp_k, "Ek")):
+            if got.shape != exp.shape and got.shape[::-1] != exp.shape:
+                raise AssertionError(
+                    f"{label}: {name} has shape {got.shape} but should be (A, {letter}) = {exp.shape}: W's "
+                    f"columns are [query block | key block]; split along the columns, dim=1 "
+                    f"(W[:, :Eq] and W[:, Eq:])"
+                )
+            _compare(f"{name}, {label}", got, exp, atol=0.0, legend=f" (A, {letter})")
+        W_q, W_k = (torch.as_tensor(w, dtype=W.dtype) for w in (W_q, W_k))
+        additive = scores.additive_scores(q, k, W_q, W_k, v)  # (L, S)
+        _compare("additive_scores with your (W_q, W_k)", additive.numpy(), scores.concat_scores(q, k, W, v).numpy(),
+                 atol=1e-5, legend=_SCORES_LEGEND)
+    print("split_concat_weight: correct: W [q; k] = W_q q + W_k k, so additive scores are concat scores.")
+
+
+_reference_masked_softmax = masked_softmax  # the package's; the check below takes a learner's namesake
+
+
+def check_masked_softmax(masked_softmax: Callable) -> None:
+    """Exercise: ``masked_softmax(scores, mask) -> weights``: softmax over the last axis where the bool
+    ``mask`` (broadcastable to ``scores``) is True; a fully masked row gives zeros; stable for large scores."""
+    with _attempt("masked_softmax"):
+        gen = torch.Generator().manual_seed(41)
+
+        # 1. one (L, S) matrix: row 2 fully masked, row 3 a single key; every column has a key
+        x = torch.randn(4, 5, generator=gen)  # (L, S)
+        mask = torch.tensor([[True, True, False, False, True], [False, True, True, True, False],
+                             [False, False, False, False, False], [True, False, False, False, False]])
+        label = "masked_softmax for scores (L, S) = (4, 5)"
+        got = _as_array(label, _call_pure(label, masked_softmax, ("scores", x), ("mask", mask)))
+        expected = _reference_masked_softmax(x, mask)  # (L, S)
+        if got.shape == tuple(expected.shape):
+            if not np.isfinite(got[2]).all():
+                raise AssertionError(
+                    f"{label}: row 2 has every key masked and came out NaN: the softmax of a row of -inf is "
+                    f"0/0. A fully masked row must get zero weights: e.g. replace a row maximum of -inf by "
+                    f"0 before subtracting it, and divide by a denominator that is never 0"
+                )
+            if np.allclose(got[2], 1.0 / got.shape[1]):
+                raise AssertionError(
+                    f"{label}: row 2 has every key masked, and it got uniform weights 1/S: that is what a "
+                    f"fill of -1e9 (or any finite number) does, since every key of a fully masked row then "
+                    f"has the same score. A fully masked row must get zero weights (a query with nothing to "
+                    f"attend to): fill with -inf and handle the all -inf rows"
+                )
+            wrong = {
+                "the mask is inverted: True means *may attend*, so block the keys where it is False "
+                "(scores.masked_fill(~mask, float('-inf')))": _reference_masked_softmax(x, ~mask),
+                "the mask was ignored: the masked keys got weight": torch.softmax(x, dim=-1),
+                "you zeroed the masked weights after the softmax without renormalising, so the rows sum to "
+                "less than 1: mask the scores (-inf) before the softmax": torch.softmax(x, dim=-1) * mask,
+                "you normalised over the wrong axis: each column sums to 1, but each row (one query) "
+                "should: the softmax runs over the keys, the last axis (dim=-1)":
+                    _reference_masked_softmax(x, mask, dim=-2),
+            }
+            _reject_known(label, got, expected, wrong, atol=1e-6)
+            leaked = np.argwhere(~mask.numpy() & (got != 0))
+            if leaked.size:
+                i, j = (int(t) for t in leaked[0])
+                raise AssertionError(f"{label}: weights[{i}, {j}] = {got[i, j]:.3g} but key {j} is masked for "
+                                     f"query {i}: it must be exactly 0")
+        _compare(label, got, expected.numpy(), atol=1e-6, legend=_SCORES_LEGEND)
+
+        # 2. a batch (B, L, S) with a padding mask (B, 1, S) that broadcasts over the queries
+        x = torch.randn(2, 3, 5, generator=gen)  # (B, L, S)
+        mask = (torch.arange(5) < torch.tensor([5, 3])[:, None])[:, None, :]  # (B, 1, S)
+        label = "masked_softmax for scores (B, L, S) = (2, 3, 5) and a padding mask (B, 1, S)"
+        got = _as_array(label, _call_pure(label, masked_softmax, ("scores", x), ("mask", mask)))
+        _compare(label, got, _reference_masked_softmax(x, mask).numpy(), atol=1e-6,
+                 legend=" (B, L, S): the mask broadcasts over the L queries")
+
+        # 3. large scores: exp(1000) overflows float32
+        x = 1000.0 + 3.0 * torch.randn(3, 4, generator=gen)  # (L, S)
+        mask = torch.tensor([[True, True, False, True], [False, True, True, True], [True, False, True, False]])
+        label = "masked_softmax for scores around 1000"
+        with np.errstate(all="ignore"):
+            got = _as_array(label, _call_pure(label, masked_softmax, ("scores", x), ("mask", mask)))
+        if got.shape == (3, 4) and not (np.isfinite(got).all() and np.allclose(got.sum(axis=-1), 1.0, atol=1e-4)):
+            raise AssertionError(
+                f"{label}: the rows give inf or NaN, or do not sum to 1 (every row has keys to attend to): "
+                f"exp(1000) overflows. Subtract each row's largest allowed score before the exponential; "
+                f"softmax(x - max(x)) equals softmax(x)"
+            )
+        _compare(label, got, _reference_masked_softmax(x, mask).numpy(), atol=1e-6, legend=_SCORES_LEGEND)
+    print("masked_softmax: correct: blocked keys get 0, fully masked rows 0 (not NaN), stable for large scores.")
+
+
+# --------------------------------------------------------------------------- chapter 4: hard attention
+
+
+def check_topk_hard_attention(topk_hard_attention: Callable) -> None:
+    """Exercise: ``topk_hard_attention(scores (L, S), values (S, Ev), k) -> (output (L, Ev), weights (L, S))``:
+    weight 1 on each row's k highest scores, 0 elsewhere; output the mean of the chosen values."""
+    with _attempt("topk_hard_attention"):
+        # square first: a top-k over the wrong axis still runs
+        for seed, (L, S, E, Ev, k) in ((51, (4, 4, 3, 3, 2)), (52, (3, 6, 4, 2, 2)), (53, (5, 7, 4, 3, 3))):
+            gen = torch.Generator().manual_seed(seed)
+            query, key = torch.randn(L, E, generator=gen), torch.randn(S, E, generator=gen)
+            values = torch.randn(S, Ev, generator=gen)  # (S, Ev)
+            x = scores.scaled_dot_scores(query, key)  # (L, S), no ties
+            expected_out, expected_w = hard_attention(query, key, values, k)  # (L, Ev), (L, S)
+            label = f"topk_hard_attention for L={L}, S={S}, Ev={Ev}, k={k}"
+            result = _call_pure(label, topk_hard_attention, ("scores", x), ("values", values), ("k", k))
+            if not isinstance(result, tuple) or len(result) != 2:
+                raise AssertionError(
+                    f"topk_hard_attention must return a pair (output, weights), got {type(result).__name__}"
+                )
+            out, w = (_as_array(label, r) for r in result)
+            if out.shape == (L, S) and w.shape == (L, Ev) and Ev != S:
+                raise AssertionError(f"{label}: you returned (weights, output): return (output, weights)")
+            if w.shape == (L, S):
+                soft = torch.softmax(x, dim=-1)
+                if np.allclose(w, soft.numpy(), atol=1e-6):
+                    raise AssertionError(
+                        f"weights, {label}: these are softmax weights, soft attention. Hard attention picks "
+                        f"keys: weight 1.0 on the k highest-scoring keys of each row and 0 elsewhere"
+                    )
+                if not np.all((w == 0) | (w == 1)):
+                    raise AssertionError(f"weights, {label}: every weight must be exactly 0 or 1 (chosen or not)")
+                row_sums = w.sum(axis=-1)
+                if k > 1 and np.all(row_sums == 1):
+                    raise AssertionError(
+                        f"weights, {label}: each row chose 1 key but k = {k}: choose the k highest scores "
+                        f"(scores.topk(k, dim=-1))"
+                    )
+                if L == S and np.all(w.sum(axis=0) == k) and not np.all(row_sums == k):
+                    raise AssertionError(
+                        f"weights, {label}: each column has k ones, but each row (one query) should: take the "
+                        f"top k over the keys, the last axis (dim=-1)"
+                    )
+                lowest = x.topk(k, dim=-1, largest=False).indices  # (L, k)
+                if np.array_equal(w, torch.zeros(L, S).scatter_(-1, lowest, 1.0).numpy()):
+                    raise AssertionError(
+                        f"weights, {label}: you chose the k lowest scores: attention goes to the keys that "
+                        f"match best, the highest scores (topk's default, largest=True)"
+                    )
+            _compare(f"weights, {label}", w, expected_w.numpy(), atol=0.0, legend=_SCORES_LEGEND)
+            if out.shape == (L, Ev) and np.allclose(out, (expected_w @ values).numpy(), atol=1e-5):
+                raise AssertionError(
+                    f"output, {label}: you summed the k = {k} chosen values: the output is their mean, "
+                    f"weights @ values / k"
+                )
+            _compare(f"output, {label}", out, expected_out.numpy(), atol=1e-5,
+                     legend=" (L, Ev): one row per query")
+    print("topk_hard_attention: correct: 1 on the k best keys of each row, the mean of their values.")
+
+
+def _gumbel_noise(u: torch.Tensor) -> torch.Tensor:
+    return -torch.log(-torch.log(u))  # Gumbel(0, 1) from uniform(0, 1)
+
+
+def _uniform(gen: torch.Generator, *shape: int) -> torch.Tensor:
+    return torch.rand(*shape, generator=gen).clamp(1e-6, 1 - 1e-6)  # no log(0)
+
+
+def _index_vector(label: str, x: object, B: int) -> torch.Tensor:
+    if x is None:
+        raise AssertionError(f"{label} returned None: did you forget `return`?")
+    if not isinstance(x, torch.Tensor):
+        raise AssertionError(f"{label} must return a torch tensor of indices, got {type(x).__name__}")
+    if x.dtype != torch.long:
+        raise AssertionError(
+            f"{label} has dtype {x.dtype} but indices are int64 (torch.long), as argmax returns them"
+        )
+    if tuple(x.shape) != (B,):
+        raise AssertionError(
+            f"{label} has shape {tuple(x.shape)} but should be (B,) = ({B},), one index per row "
+            f"(argmax(dim=-1), without keepdim)"
+        )
+    return x
+
+
+def check_gumbel_argmax(gumbel_argmax: Callable) -> None:
+    """Exercise: ``gumbel_argmax(logits (B, S), u (B, S)) -> (B,)`` long, argmax(logits - log(-log u)):
+    a sample from softmax(logits) for uniform u."""
+    with _attempt("gumbel_argmax"):
+        gen = torch.Generator().manual_seed(54)
+        B, S = 8, 5
+        logits = torch.randn(B, S, generator=gen)  # (B, S)
+        u = _uniform(gen, B, S)  # (B, S)
+        label = f"gumbel_argmax for B={B}, S={S}"
+        got = _index_vector(label, _call_pure(label, gumbel_argmax, ("logits", logits), ("u", u)), B)
+        g = _gumbel_noise(u)  # (B, S)
+        expected = (logits + g).argmax(dim=-1)  # (B,)
+        wrong = {
+            "the noise has the wrong sign: the Gumbel noise is g = -log(-log u), so add it, "
+            "argmax(logits - log(-log u))": (logits - g).argmax(dim=-1),
+            "you added the uniform u itself: uniform noise does not give samples from softmax(logits). "
+            "Turn it into Gumbel noise first, g = -log(-log u)": (logits + u).argmax(dim=-1),
+            "you took the argmax of the logits and ignored the noise u: that is the mode, the same index "
+            "every time, not a sample": logits.argmax(dim=-1),
+            "you took the argmin: the sample is the index of the largest perturbed logit, "
+            "argmax(logits + g)": (logits + g).argmin(dim=-1),
+        }
+        for hint, value in wrong.items():
+            if not torch.equal(value, expected) and torch.equal(got, value):
+                raise AssertionError(f"{label}: {hint}")
+
+        # many draws for one row: the frequencies must be softmax(logits)
+        N, row = 20_000, torch.tensor([1.0, 0.0, -1.0, 0.5])  # (S,)
+        probs = torch.softmax(row, dim=-1)  # (S,)
+        u_many = _uniform(torch.Generator().manual_seed(57), N, 4)  # (N, S)
+        many = _index_vector(f"{label} for {N} draws", gumbel_argmax(row.expand(N, 4).clone(), u_many), N)
+        freq = torch.bincount(many.clamp(0, 3), minlength=4).double() / N  # (S,)
+        chi2 = float((N * (freq - probs) ** 2 / probs).sum())  # 3 degrees of freedom
+        if chi2 > 30.0:  # a correct sampler: chi2 = 1.8 here; above 30 has p < 1e-5
+            raise AssertionError(
+                f"gumbel_argmax over {N} draws of logits {row.tolist()}: the indices came up with frequencies "
+                f"{[round(f, 3) for f in freq.tolist()]}, but a sample from softmax(logits) has them with "
+                f"probabilities {[round(p, 3) for p in probs.tolist()]}: use argmax(logits - log(-log u))"
+            )
+        if not torch.equal(got, expected):
+            rows = torch.nonzero(got != expected).flatten().tolist()
+            raise AssertionError(
+                f"{label}: rows {rows} picked {got[rows].tolist()} but should pick {expected[rows].tolist()}: "
+                f"for this u the sample is argmax(logits - log(-log u)), exactly"
+            )
+    print("gumbel_argmax: correct: argmax(logits + Gumbel noise), a sample from softmax(logits).")
+
+
+def check_reinforce_surrogate(reinforce_surrogate: Callable) -> None:
+    """Exercise: ``reinforce_surrogate(log_probs (B, S), picked (B,), rewards (B,), baseline) -> scalar``,
+    -mean((rewards - baseline) * log_probs[b, picked_b]) with the advantage a constant."""
+    with _attempt("reinforce_surrogate"):
+        gen = torch.Generator().manual_seed(55)
+        B, S, baseline = 6, 4, 0.7
+        log_probs = torch.log_softmax(torch.randn(B, S, generator=gen), dim=-1).requires_grad_()  # (B, S) leaf
+        picked = torch.randint(S, (B,), generator=gen)  # (B,)
+        rewards = (2.0 * torch.rand(B, generator=gen)).requires_grad_()  # (B,): must get no gradient
+        label = f"reinforce_surrogate for B={B}, S={S}, baseline={baseline}"
+        loss = _call_pure(label, reinforce_surrogate, ("log_probs", log_probs), ("picked", picked),
+                          ("rewards", rewards), ("baseline", baseline))
+        if loss is None:
+            raise AssertionError(f"{label} returned None: did you forget `return`?")
+        if not isinstance(loss, torch.Tensor):
+            raise AssertionError(
+                f"{label} must return a torch tensor (a 0-d one), got {type(loss).__name__}: .item() or "
+                f"float() cut the graph, and backward() needs it"
+            )
+        if loss.numel() != 1:
+            raise AssertionError(f"{label} must be one number, got shape {tuple(loss.shape)}: average over the batch")
+        lp, r = log_probs.detach(), rewards.detach()
+        advantage = r - baseline  # (B,)
+        chosen = lp[torch.arange(B), picked]  # (B,), log pi(picked_b)
+        expected = -(advantage * chosen).mean()
+        wrong = {
+            "the sign is wrong: minimising the surrogate must make well-rewarded choices more likely, "
+            "so it is minus the advantage times the log-probability": (advantage * chosen).mean(),
+            "there is no baseline: subtract it from the rewards, (rewards - baseline), before weighting "
+            "the log-probabilities": -(r * chosen).mean(),
+            f"you summed over the batch: take the mean (the sum is B = {B} times too large)":
+                -(advantage * chosen).sum(),
+            "you used the probabilities, exp(log_probs): the score-function estimator weights the "
+            "*log*-probability, whose gradient is grad log pi": -(advantage * chosen.exp()).mean(),
+            "you took the log-probability of the most probable key, not of the picked one: "
+            "log_probs[torch.arange(B), picked]": -(advantage * lp.max(dim=-1).values).mean(),
+            "you gathered the wrong entries: log_probs[:, picked] is (B, B), every row at every picked "
+            "index. Each row b needs only its own picked key: log_probs[torch.arange(B), picked]":
+                -(advantage * lp[:, picked]).mean(),
+        }
+        value = float(loss.detach())
+        for hint, w in wrong.items():
+            if abs(float(w) - float(expected)) > 1e-5 and abs(value - float(w)) < 1e-5:
+                raise AssertionError(f"{label} is {value:.6g} but should be {float(expected):.6g}: {hint}")
+        if abs(value - float(expected)) > 1e-5:
+            raise AssertionError(
+                f"{label} is {value:.6g} but should be {float(expected):.6g}: "
+                f"-mean((rewards - baseline) * log_probs[torch.arange(B), picked])"
+            )
+        if not loss.requires_grad:
+            raise AssertionError(f"{label}: no gradient reaches log_probs: build the loss from log_probs itself")
+        loss.backward()
+        expected_grad = torch.zeros(B, S)
+        expected_grad[torch.arange(B), picked] = -advantage / B  # (B, S)
+        if log_probs.grad is None:
+            raise AssertionError(f"{label}: no gradient reaches log_probs: build the loss from log_probs itself")
+        _compare(f"the gradient of {label} with respect to log_probs", log_probs.grad, expected_grad.numpy(),
+                 atol=1e-6, legend=" (B, S): nonzero only at each row's picked key")
+        if rewards.grad is not None and rewards.grad.abs().max() > 0:
+            raise AssertionError(
+                f"{label}: a gradient reached the rewards: the advantage (rewards - baseline) is a constant "
+                f"weight, not something to differentiate. Detach it: (rewards - baseline).detach()"
+            )
+    print("reinforce_surrogate: correct: its gradient is the REINFORCE estimate, with a constant advantage.")
+
+
+def _straight_through_reference(logits: torch.Tensor, u: torch.Tensor, tau: float) -> torch.Tensor:
+    y = (logits + _gumbel_noise(u)) / tau  # (B, S)
+    soft = torch.softmax(y, dim=-1)  # (B, S)
+    hard = torch.zeros_like(soft).scatter_(-1, y.argmax(dim=-1, keepdim=True), 1.0)  # (B, S) one-hot
+    return hard - soft.detach() + soft
+
+
+def check_straight_through_gumbel(straight_through_gumbel: Callable) -> None:
+    """Exercise: ``straight_through_gumbel(logits (B, S), u (B, S), tau) -> (B, S)``: forward the one-hot of
+    argmax((logits + g) / tau), backward the gradient of softmax((logits + g) / tau), g = -log(-log u)."""
+    with _attempt("straight_through_gumbel"):
+        gen = torch.Generator().manual_seed(56)
+        B, S, tau = 6, 5, 0.5
+        logits0 = torch.randn(B, S, generator=gen)  # (B, S)
+        u = _uniform(gen, B, S)  # (B, S)
+        C = torch.randn(B, S, generator=gen)  # a fixed linear function of the weights: sum(C * weights)
+        label = f"straight_through_gumbel for B={B}, S={S}, tau={tau}"
+
+        def weights_and_grad(fn: Callable, tau: float) -> tuple[torch.Tensor, torch.Tensor]:
+            logits = logits0.clone().requires_grad_()
+            w = fn(logits, u, tau)
+            (w * C).sum().backward()
+            return w.detach(), logits.grad
+
+        expected_w, expected_grad = weights_and_grad(_straight_through_reference, tau)
+        _, grad_tau_1 = weights_and_grad(_straight_through_reference, 1.0)
+
+        logits = logits0.clone().requires_grad_()
+        result = _call_pure(label, straight_through_gumbel, ("logits", logits), ("u", u), ("tau", tau))
+        if not isinstance(result, torch.Tensor):
+            raise AssertionError(f"{label} must return a torch tensor (B, S), got {type(result).__name__}")
+        w = _as_array(label, result)
+        g = _gumbel_noise(u)
+        soft = torch.softmax((logits0 + g) / tau, dim=-1)
+        if w.shape == (B, S):
+            if np.allclose(w, soft.numpy(), atol=1e-5):
+                raise AssertionError(
+                    f"{label}: the forward values are the soft sample softmax((logits + g) / tau), not a "
+                    f"one-hot. The straight-through trick is hard - soft.detach() + soft: its value is the hard "
+                    f"one-hot, its gradient the soft sample's (soft - hard.detach() + hard is the other way "
+                    f"round: soft values)"
+                )
+            flipped = torch.zeros(B, S).scatter_(-1, (logits0 - g).argmax(dim=-1, keepdim=True), 1.0)
+            if np.allclose(w, flipped.numpy()) and not torch.equal(flipped, expected_w):
+                raise AssertionError(f"{label}: the noise has the wrong sign: g = -log(-log u), added to the logits")
+        _compare(f"the forward values of {label}", w, expected_w.numpy(), atol=1e-5,
+                 legend=" (B, S): the one-hot of each row's argmax((logits + g) / tau)")
+        if not result.requires_grad:
+            raise AssertionError(
+                f"{label}: no gradient reaches the logits: a one-hot from argmax is a step function. Return "
+                f"hard - soft.detach() + soft, whose value is the one-hot but whose gradient is the soft sample's"
+            )
+        (result * C).sum().backward()
+        grad = logits.grad if logits.grad is not None else torch.zeros(B, S)
+        if grad.abs().max() == 0:
+            raise AssertionError(
+                f"{label}: no gradient reaches the logits (it is zero): return hard - soft.detach() + soft"
+            )
+        if np.allclose(grad.numpy(), grad_tau_1.numpy(), atol=1e-6):
+            raise AssertionError(
+                f"{label}: the gradient is that of softmax(logits + g), without the temperature: divide "
+                f"by tau = {tau} inside the softmax, softmax((logits + g) / tau)"
+            )
+        _compare(f"the gradient of sum(C * {label}) with respect to the logits", grad, expected_grad.numpy(),
+                 atol=1e-5, legend=" (B, S)")
+    print("straight_through_gumbel: correct: a one-hot sample forward, the soft sample's gradient backward.")

@@ -286,3 +286,49 @@ def length_buckets(pairs: Sequence[Pair], edges: Sequence[int]) -> dict[tuple[in
                 buckets[(lo, hi)].append(p)
                 break
     return buckets
+
+
+# --------------------------------------------------------------------------- a picking task (chapter 4)
+
+
+@dataclass
+class FindTask:
+    """Find the item of the asked colour and copy its symbol (chapter 4).
+
+    symbols (N, S) and colours (N, S) describe S items; query (N,) is the asked
+    colour, which exactly one item of each example has, at position (N,);
+    target (N,) = that item's symbol.
+    """
+
+    symbols: torch.Tensor
+    colours: torch.Tensor
+    query: torch.Tensor
+    position: torch.Tensor
+    target: torch.Tensor
+
+    def __len__(self) -> int:
+        return self.symbols.shape[0]
+
+    def __getitem__(self, index: slice | torch.Tensor) -> "FindTask":
+        return FindTask(self.symbols[index], self.colours[index], self.query[index],
+                        self.position[index], self.target[index])
+
+
+def find_by_colour(n: int, length: int = 16, n_symbols: int = 10, n_colours: int = 6, *, seed: int = 0) -> FindTask:
+    """``n`` examples of :class:`FindTask`: S = ``length`` items, one of them in the asked colour.
+
+    The other items take the other ``n_colours - 1`` colours at random, so the
+    answer is never ambiguous and picking one item is all the task needs.
+    """
+    if n < 1 or length < 2 or n_symbols < 2 or n_colours < 2:
+        raise ValueError(f"need n >= 1, length >= 2, n_symbols >= 2, n_colours >= 2; "
+                         f"got n={n}, length={length}, n_symbols={n_symbols}, n_colours={n_colours}")
+    g = torch.Generator().manual_seed(seed)
+    symbols = torch.randint(n_symbols, (n, length), generator=g)  # (N, S)
+    query = torch.randint(n_colours, (n,), generator=g)  # (N,)
+    position = torch.randint(length, (n,), generator=g)  # (N,)
+    others = torch.randint(n_colours - 1, (n, length), generator=g)  # (N, S), in 0..C-2
+    colours = others + (others >= query[:, None]).long()  # (N, S): every colour but the asked one
+    colours[torch.arange(n), position] = query
+    target = symbols[torch.arange(n), position]
+    return FindTask(symbols, colours, query, position, target)

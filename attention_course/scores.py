@@ -60,14 +60,17 @@ def scaled_dot_scores(query: torch.Tensor, key: torch.Tensor, scale: float | Non
 
     For q and k with independent unit-variance entries, :math:`q^\top k` has
     variance :math:`d_k`; dividing by :math:`\sqrt{d_k}` brings it back to 1 and
-    keeps the softmax out of saturation. It changes no computational cost.
+    keeps the softmax out of saturation. It changes no computational cost:
+    the query is scaled before the product, L*E multiplications beside the
+    product's L*S*E multiply-adds.
 
     Shapes: query (..., L, E), key (..., S, E) -> (..., L, S).
     ``scale`` defaults to ``1 / sqrt(E)``.
     """
-    scores = dot_scores(query, key)  # (..., L, S)
+    check_qkv(query, key)
+    check_same_features(query, key)
     scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
-    return scores * scale
+    return (query * scale) @ key.transpose(-2, -1)  # (..., L, S); scaling Q costs L*E, not L*S
 
 
 def general_scores(query: torch.Tensor, key: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:

@@ -107,6 +107,7 @@ def curves(
     ylabel: str = "",
     title: str | None = None,
     logy: bool = False,
+    logx: bool = False,
     ylim: tuple[float, float] | None = None,
     markers: bool = True,
 ) -> plt.Axes:
@@ -121,6 +122,8 @@ def curves(
         ax.plot(xs, v, marker="o" if markers else None, markersize=4, label=label)
     if logy:
         ax.set_yscale("log")
+    if logx:
+        ax.set_xscale("log", base=2)
     if ylim is not None:
         ax.set_ylim(*ylim)
     ax.set_xlabel(xlabel)

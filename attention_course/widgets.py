@@ -281,3 +281,48 @@ def prediction_steps_explorer(
 
     labels = [f"{t + 1}: {w}" for t, w in enumerate(output)]
     return Explorer(draw, list(range(len(output))), labels, description="decoding step", figsize=(6.0, 3.6))
+
+
+def topk_explorer(
+    scores: Sequence[float] | np.ndarray,
+    labels: Sequence[str] | None = None,
+    ks: Sequence[int] | None = None,
+    *,
+    start: int = 1,
+) -> Explorer:
+    """Soft weights beside hard top-k picks, as ``k`` moves (chapter 4).
+
+    Grey bars: ``softmax(scores)``. Blue bars: hard attention's share of the
+    output, ``1/k`` on each of the k highest-scoring keys and 0 elsewhere (the
+    output is the mean of the chosen values). At k = 1 hard attention is the
+    argmax; at k = S it is the plain average, whatever the scores.
+    """
+    s = viz.to_numpy(scores)
+    if s.ndim != 1:
+        raise ValueError(f"scores must be 1-D (S,), got shape {s.shape}")
+    S = s.shape[0]
+    if labels is not None and len(labels) != S:
+        raise ValueError(f"labels has {len(labels)} entries for {S} scores")
+    ks = list(range(1, S + 1)) if ks is None else [int(k) for k in ks]
+    if any(not 1 <= k <= S for k in ks):
+        raise ValueError(f"every k must be in 1..S={S}, got {ks}")
+    if start not in ks:
+        raise ValueError(f"start={start} must be one of ks {ks}")
+    soft = reference.softmax(s)
+    order = np.argsort(-s, kind="stable")
+
+    def draw(k: int, fig: Figure) -> None:
+        ax = fig.add_subplot()
+        hard = np.zeros(S)
+        hard[order[:k]] = 1.0 / k
+        x = np.arange(S)
+        ax.bar(x - 0.2, soft, width=0.4, color="lightgray", label="soft: softmax(scores)")
+        ax.bar(x + 0.2, hard, width=0.4, color="tab:blue", label=f"hard top-{k}: 1/k on each pick")
+        ax.set_xticks(x, labels=labels if labels is not None else [str(i) for i in x])
+        ax.set_ylim(0, 1.12)
+        ax.set_ylabel("share of the output")
+        ax.legend(loc="upper right", fontsize=8)
+        ax.set_title(f"k = {k}: hard attention averages the {k} highest-scoring value{'s' if k > 1 else ''}")
+
+    return Explorer(draw, ks, [f"k = {k}" for k in ks], description="k", figsize=(1.8 + 0.7 * S, 3.6),
+                    start=ks.index(start))

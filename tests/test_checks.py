@@ -592,6 +592,298 @@ ALIGNMENT_WRONG = {
         lambda w, a: (w.argmax(dim=-1) == torch.arange(w.shape[0])).float().mean().item(), "should be"),
 }
 
+
+# --------------------------------------------------------------------------- chapter 3: solutions and wrong answers
+
+
+def dot_scores_ok(q, k):
+    return q @ k.T  # (L, E) @ (E, S) -> (L, S)
+
+
+def scaled_dot_scores_ok(q, k):
+    return q @ k.T / q.shape[-1] ** 0.5  # (L, S)
+
+
+def general_scores_ok(q, k, W):
+    return q @ W @ k.T  # (L, Eq) @ (Eq, Ek) @ (Ek, S) -> (L, S)
+
+
+def concat_scores_ok(q, k, W, v):
+    L, S = q.shape[0], k.shape[0]
+    pairs = torch.cat([q[:, None, :].expand(L, S, -1), k[None, :, :].expand(L, S, -1)], dim=-1)  # (L, S, Eq + Ek)
+    return torch.tanh(pairs @ W.T) @ v  # (L, S, A) @ (A,) -> (L, S)
+
+
+def split_concat_weight_ok(W, Eq):
+    return W[:, :Eq], W[:, Eq:]
+
+
+def masked_softmax_ok(scores, mask):
+    x = scores.masked_fill(~mask, float("-inf"))
+    row_max = x.amax(dim=-1, keepdim=True)
+    row_max = torch.where(torch.isfinite(row_max), row_max, torch.zeros_like(row_max))
+    e = torch.exp(x - row_max)
+    denom = e.sum(dim=-1, keepdim=True)
+    return e / denom.clamp_min(1e-30)
+
+
+def _dot_inplace_transpose(q, k):
+    k.t_()  # transposes the caller's key in place
+    return q @ k
+
+
+def _scaled_inplace(q, k):
+    q /= q.shape[-1] ** 0.5  # divides the caller's query
+    return q @ k.T
+
+
+DOT_SCORES_WRONG = {
+    "keys not transposed (square case)": (lambda q, k: q @ k, "k transposed"),
+    "result transposed": (lambda q, k: k @ q.T, "result is transposed"),
+    "elementwise product": (lambda q, k: q * k, "elementwise"),
+    "softmax applied": (lambda q, k: torch.softmax(q @ k.T, dim=-1), "not scores"),
+    "scaled": (lambda q, k: q @ k.T / q.shape[-1] ** 0.5, "next exercise"),
+    "transposes k in place": (_dot_inplace_transpose, "in place"),
+}
+
+SCALED_DOT_WRONG = {
+    "keys not transposed (square case)": (lambda q, k: q @ k / q.shape[-1] ** 0.5, "k transposed"),
+    "result transposed": (lambda q, k: k @ q.T / q.shape[-1] ** 0.5, "result is transposed"),
+    "divides by E": (lambda q, k: q @ k.T / q.shape[-1], "by E ="),
+    "divides by sqrt(S)": (lambda q, k: q @ k.T / k.shape[0] ** 0.5, "sqrt(S)"),
+    "divides by sqrt(L)": (lambda q, k: q @ k.T / q.shape[0] ** 0.5, "sqrt(L)"),
+    "no scaling": (lambda q, k: q @ k.T, "did not divide"),
+    "multiplies by sqrt(E)": (lambda q, k: q @ k.T * q.shape[-1] ** 0.5, "multiplied"),
+    "softmax applied": (lambda q, k: torch.softmax(q @ k.T / q.shape[-1] ** 0.5, dim=-1), "not scores"),
+    "divides q in place": (_scaled_inplace, "in place"),
+}
+
+GENERAL_WRONG = {
+    "W transposed (square W)": (lambda q, k, W: q @ W.T @ k.T, "W transposed"),
+    "k W q order": (lambda q, k, W: k @ W @ q.T, "on the left"),
+    "result transposed": (lambda q, k, W: (q @ W @ k.T).T, "result is transposed"),
+    "forgets W": (lambda q, k, W: q @ k.T, "W is not used"),
+    "elementwise q * W": (lambda q, k, W: (q * W) @ k.T, "elementwise"),
+}
+
+
+def _concat_wrong_order(q, k, W, v):
+    L, S = q.shape[0], k.shape[0]
+    pairs = torch.cat([k[None, :, :].expand(L, S, -1), q[:, None, :].expand(L, S, -1)], dim=-1)  # [k; q]
+    return torch.tanh(pairs @ W.T) @ v
+
+
+def _concat_pre(q, k, W):
+    L, S = q.shape[0], k.shape[0]
+    pairs = torch.cat([q[:, None, :].expand(L, S, -1), k[None, :, :].expand(L, S, -1)], dim=-1)
+    return pairs @ W.T  # (L, S, A)
+
+
+def _concat_query_only(q, k, W, v):
+    Eq = q.shape[-1]
+    per_query = torch.tanh(q @ W[:, :Eq].T) @ v  # (L,)
+    return per_query[:, None].expand(-1, k.shape[0])  # the same score for every key
+
+
+CONCAT_WRONG = {
+    "[k; q] order": (_concat_wrong_order, "you concatenated [k; q]"),
+    "missing tanh": (lambda q, k, W, v: _concat_pre(q, k, W) @ v, "no tanh"),
+    "tanh after v": (lambda q, k, W, v: torch.tanh(_concat_pre(q, k, W) @ v), "after v"),
+    "only the query's block": (_concat_query_only, "same score"),
+    "sum instead of v": (lambda q, k, W, v: torch.tanh(_concat_pre(q, k, W)).sum(dim=-1), "summed the A features"),
+    "softmax applied": (lambda q, k, W, v: torch.softmax(concat_scores_ok(q, k, W, v), dim=-1), "not scores"),
+}
+
+SPLIT_WRONG = {
+    "returns (W_k, W_q)": (lambda W, Eq: (W[:, Eq:], W[:, :Eq]), "(W_k, W_q)"),
+    "key block first": (lambda W, Eq: (W[:, W.shape[1] - Eq:], W[:, : W.shape[1] - Eq]), "first Eq columns"),
+    "splits the rows": (lambda W, Eq: (W[:Eq], W[Eq:]), "dim=1"),
+    "blocks transposed": (lambda W, Eq: (W[:, :Eq].T, W[:, Eq:].T), "looks transposed"),
+    "not a pair": (lambda W, Eq: W[:, :Eq], "pair"),
+}
+
+
+def _ms_inverted(scores, mask):
+    return masked_softmax_ok(scores, ~mask)
+
+
+def _ms_after_softmax(scores, mask):
+    return torch.softmax(scores, dim=-1) * mask  # not renormalised
+
+
+def _ms_nan(scores, mask):
+    return torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1)  # NaN on a fully masked row
+
+
+def _ms_minus_1e9(scores, mask):
+    return torch.softmax(scores.masked_fill(~mask, -1e9), dim=-1)  # uniform on a fully masked row
+
+
+def _ms_unstable(scores, mask):
+    e = torch.exp(scores) * mask  # exp(1000) = inf
+    denom = e.sum(dim=-1, keepdim=True)
+    return torch.where(denom > 0, e / denom, torch.zeros_like(e))
+
+
+def _ms_wrong_axis(scores, mask):
+    x = scores.masked_fill(~mask, float("-inf"))
+    col_max = x.amax(dim=-2, keepdim=True)
+    col_max = torch.where(torch.isfinite(col_max), col_max, torch.zeros_like(col_max))
+    e = torch.exp(x - col_max)
+    return e / e.sum(dim=-2, keepdim=True).clamp_min(1e-30)
+
+
+def _ms_inplace(scores, mask):
+    scores.masked_fill_(~mask, float("-inf"))
+    return masked_softmax_ok(scores, mask)
+
+
+def _ms_ignored(scores, mask):
+    return torch.softmax(scores, dim=-1)
+
+
+MASKED_SOFTMAX_WRONG = {
+    "mask inverted": (_ms_inverted, "mask is inverted"),
+    "masked after the softmax, not renormalised": (_ms_after_softmax, "renormalising"),
+    "NaN on a fully masked row": (_ms_nan, "came out NaN"),
+    "-1e9 fill: uniform on a fully masked row": (_ms_minus_1e9, "fully masked"),
+    "exp overflows on large scores": (_ms_unstable, "overflow"),
+    "softmax over the wrong axis": (_ms_wrong_axis, "wrong axis"),
+    "masks the scores in place": (_ms_inplace, "in place"),
+    "mask ignored": (_ms_ignored, "mask was ignored"),
+}
+
+
+# --------------------------------------------------------------------------- chapter 4: solutions and wrong answers
+
+
+def topk_hard_ok(scores, values, k):
+    top = scores.topk(k, dim=-1).indices  # (L, k)
+    weights = torch.zeros_like(scores).scatter(-1, top, 1.0)  # (L, S), 0 or 1
+    return weights @ values / k, weights  # (L, Ev), (L, S)
+
+
+def gumbel_argmax_ok(logits, u):
+    return (logits - torch.log(-torch.log(u))).argmax(dim=-1)  # (B,)
+
+
+def reinforce_ok(log_probs, picked, rewards, baseline):
+    B = log_probs.shape[0]
+    advantage = (rewards - baseline).detach()  # (B,), a constant weight
+    return -(advantage * log_probs[torch.arange(B), picked]).mean()
+
+
+def straight_through_ok(logits, u, tau):
+    y = (logits - torch.log(-torch.log(u))) / tau  # (B, S)
+    soft = torch.softmax(y, dim=-1)
+    hard = torch.nn.functional.one_hot(y.argmax(dim=-1), y.shape[-1]).to(soft.dtype)
+    return hard - soft.detach() + soft
+
+
+def _topk_weights(scores, k, **kw):
+    return torch.zeros_like(scores).scatter(-1, scores.topk(k, dim=-1, **kw).indices, 1.0)
+
+
+def _topk_sum(scores, values, k):
+    w = _topk_weights(scores, k)
+    return w @ values, w
+
+
+def _topk_wrong_axis(scores, values, k):
+    w = torch.zeros_like(scores).scatter(0, scores.topk(k, dim=0).indices, 1.0)
+    return w @ values / k, w
+
+
+def _topk_lowest(scores, values, k):
+    w = _topk_weights(scores, k, largest=False)
+    return w @ values / k, w
+
+
+def _topk_softmax(scores, values, k):
+    w = torch.softmax(scores, dim=-1)
+    return w @ values, w
+
+
+def _topk_k1(scores, values, k):
+    return topk_hard_ok(scores, values, 1)
+
+
+TOPK_WRONG = {
+    "sum instead of mean": (_topk_sum, "summed"),
+    "top-k over the wrong axis": (_topk_wrong_axis, "each column"),
+    "lowest scores": (_topk_lowest, "lowest"),
+    "softmax weights": (_topk_softmax, "softmax weights"),
+    "k fixed to 1": (_topk_k1, "chose 1 key"),
+    "returns (weights, output)": (lambda s, v, k: topk_hard_ok(s, v, k)[::-1], "(output, weights)"),
+}
+
+GUMBEL_WRONG = {
+    "adds log(-log u) (wrong sign)": (
+        lambda logits, u: (logits + torch.log(-torch.log(u))).argmax(dim=-1), "wrong sign"),
+    "adds u directly": (lambda logits, u: (logits + u).argmax(dim=-1), "uniform u itself"),
+    "no noise": (lambda logits, u: logits.argmax(dim=-1), "ignored the noise"),
+    "argmin": (lambda logits, u: (logits - torch.log(-torch.log(u))).argmin(dim=-1), "you took the argmin"),
+    "keepdim": (lambda logits, u: gumbel_argmax_ok(logits, u)[:, None], "keepdim"),
+    "float indices": (lambda logits, u: gumbel_argmax_ok(logits, u).float(), "torch.long"),
+    "samples 1 - u": (lambda logits, u: (logits - torch.log(-torch.log1p(-u))).argmax(dim=-1), "exactly"),
+    "halves the logits": (lambda logits, u: (logits / 2 - torch.log(-torch.log(u))).argmax(dim=-1), "frequencies"),
+}
+
+
+def _rf_not_detached(log_probs, picked, rewards, baseline):
+    B = log_probs.shape[0]
+    return -((rewards - baseline) * log_probs[torch.arange(B), picked]).mean()
+
+
+def _rf_picked_lp(log_probs, picked):
+    return log_probs[torch.arange(log_probs.shape[0]), picked]
+
+
+REINFORCE_WRONG = {
+    "wrong sign": (lambda lp, p, r, b: -reinforce_ok(lp, p, r, b), "sign is wrong"),
+    "no baseline": (lambda lp, p, r, b: -(r.detach() * _rf_picked_lp(lp, p)).mean(), "no baseline"),
+    "sum instead of mean": (
+        lambda lp, p, r, b: -((r - b).detach() * _rf_picked_lp(lp, p)).sum(), "summed over the batch"),
+    "probabilities instead of log-probabilities": (
+        lambda lp, p, r, b: -((r - b).detach() * _rf_picked_lp(lp, p).exp()).mean(), "exp(log_probs)"),
+    "advantage not detached": (_rf_not_detached, "reached the rewards"),
+    "log_probs[:, picked]": (lambda lp, p, r, b: -((r - b).detach() * lp[:, p]).mean(), "wrong entries"),
+    "the most probable key": (lambda lp, p, r, b: -((r - b).detach() * lp.max(dim=-1).values).mean(), "picked one"),
+    "returns a float": (lambda lp, p, r, b: reinforce_ok(lp, p, r, b).item(), "backward"),
+}
+
+
+def _st_soft(logits, u, tau):
+    return torch.softmax((logits - torch.log(-torch.log(u))) / tau, dim=-1)
+
+
+def _st_hard_no_grad(logits, u, tau):
+    y = (logits - torch.log(-torch.log(u))) / tau
+    return torch.nn.functional.one_hot(y.argmax(dim=-1), y.shape[-1]).float()
+
+
+def _st_wrong_sign(logits, u, tau):
+    y = (logits + torch.log(-torch.log(u))) / tau  # subtracts the Gumbel noise
+    soft = torch.softmax(y, dim=-1)
+    hard = torch.nn.functional.one_hot(y.argmax(dim=-1), y.shape[-1]).to(soft.dtype)
+    return hard - soft.detach() + soft
+
+
+def _st_detach_wrong_term(logits, u, tau):
+    soft = _st_soft(logits, u, tau)
+    hard = _st_hard_no_grad(logits, u, tau)
+    return soft - hard.detach() + hard
+
+
+STRAIGHT_THROUGH_WRONG = {
+    "returns the soft sample": (_st_soft, "soft sample"),
+    "hard one-hot with no gradient": (_st_hard_no_grad, "no gradient"),
+    "forgets tau": (lambda logits, u, tau: straight_through_ok(logits, u, 1.0), "without the temperature"),
+    "wrong-sign noise": (_st_wrong_sign, "wrong sign"),
+    "detaches the wrong term": (_st_detach_wrong_term, "soft - hard.detach() + hard"),
+}
+
+
 CASES = [
     (checks.check_softmax, softmax_ok, SOFTMAX_WRONG),
     (checks.check_attention_weights, weights_ok, WEIGHTS_WRONG),
@@ -608,6 +900,16 @@ CASES = [
     (checks.check_additive_scores, additive_scores_ok, ADDITIVE_WRONG),
     (checks.check_attention_step, attention_step_ok, ATTENTION_STEP_WRONG),
     (checks.check_alignment_accuracy, alignment_accuracy_ok, ALIGNMENT_WRONG),
+    (checks.check_dot_scores, dot_scores_ok, DOT_SCORES_WRONG),
+    (checks.check_scaled_dot_scores, scaled_dot_scores_ok, SCALED_DOT_WRONG),
+    (checks.check_general_scores, general_scores_ok, GENERAL_WRONG),
+    (checks.check_concat_scores, concat_scores_ok, CONCAT_WRONG),
+    (checks.check_split_concat_weight, split_concat_weight_ok, SPLIT_WRONG),
+    (checks.check_masked_softmax, masked_softmax_ok, MASKED_SOFTMAX_WRONG),
+    (checks.check_topk_hard_attention, topk_hard_ok, TOPK_WRONG),
+    (checks.check_gumbel_argmax, gumbel_argmax_ok, GUMBEL_WRONG),
+    (checks.check_reinforce_surrogate, reinforce_ok, REINFORCE_WRONG),
+    (checks.check_straight_through_gumbel, straight_through_ok, STRAIGHT_THROUGH_WRONG),
 ]
 
 
