@@ -26,6 +26,7 @@ import torch
 __all__ = [
     "PAD", "BOS", "EOS", "Vocab", "Pair", "Batch",
     "toy_translation", "toy_translation_vocabs", "reverse_digits", "make_batch", "batches", "length_buckets",
+    "FindTask", "find_by_colour",
 ]
 
 PAD, BOS, EOS = "<pad>", "<bos>", "<eos>"

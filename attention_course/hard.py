@@ -101,13 +101,13 @@ def straight_through_gumbel(logits: torch.Tensor, tau: float = 1.0, noise: torch
 
     Shapes: logits (..., S) -> weights (..., S), one 1 per row.
     """
-    if tau <= 0:
+    if not tau > 0:  # also rejects NaN
         raise ValueError(f"tau must be > 0, got {tau}")
     g = gumbel_noise(logits.shape, generator) if noise is None else noise
     if g.shape != logits.shape:
         raise ValueError(f"noise has shape {tuple(g.shape)} but logits have shape {tuple(logits.shape)}")
     soft = torch.softmax((logits + g) / tau, dim=-1)  # (..., S)
-    hard = F.one_hot(soft.argmax(dim=-1), logits.shape[-1]).to(soft.dtype)  # (..., S)
+    hard = F.one_hot((logits + g).argmax(dim=-1), logits.shape[-1]).to(soft.dtype)  # (..., S): the exact pick
     return hard - soft.detach() + soft
 
 
@@ -124,6 +124,11 @@ def reinforce_surrogate(log_probs: torch.Tensor, picked: torch.Tensor, rewards: 
     if log_probs.ndim != 2 or picked.shape != log_probs.shape[:1] or rewards.shape != log_probs.shape[:1]:
         raise ValueError(f"need log_probs (B, S), picked (B,), rewards (B,); got {tuple(log_probs.shape)}, "
                          f"{tuple(picked.shape)}, {tuple(rewards.shape)}")
+    if picked.dtype != torch.long or (picked.numel() and not 0 <= int(picked.min()) <= int(picked.max()) < log_probs.shape[1]):
+        raise ValueError(f"picked must be long indices in 0..S-1={log_probs.shape[1] - 1}, got dtype {picked.dtype}")
+    if isinstance(baseline, torch.Tensor) and baseline.shape not in ((), rewards.shape):
+        raise ValueError(f"baseline must be a number or shaped like rewards {tuple(rewards.shape)}, "
+                         f"got {tuple(baseline.shape)}")
     chosen = log_probs.gather(-1, picked[:, None])[:, 0]  # (B,)
     advantage = (rewards - baseline).detach()  # (B,)
     return -(advantage * chosen).mean()
@@ -148,14 +153,16 @@ def expected_loss(model: Picker, task: FindTask) -> torch.Tensor:
 
 
 def method_loss(model: Picker, task: FindTask, method: str, *, baseline: float = 0.0, tau: float = 1.0,
-                generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                entropy: float = 0.0, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The loss to backpropagate for one batch, and the per-example cross-entropy (N,) it is built on.
 
     ``soft``: classify the weighted sum of values. ``reinforce``: sample a pick,
     classify its value, add :func:`reinforce_surrogate` with reward
     ``-cross-entropy`` and ``baseline``. ``reinforce_no_baseline``: the same with
     baseline 0. ``gumbel_st``: classify the value picked by
-    :func:`straight_through_gumbel`.
+    :func:`straight_through_gumbel`. ``baseline`` is in loss units (the
+    reward is minus the loss). ``entropy`` > 0 adds ``-entropy * H(a)`` for the
+    REINFORCE methods, a bonus for keeping the pick uncertain.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -174,12 +181,15 @@ def method_loss(model: Picker, task: FindTask, method: str, *, baseline: float =
     context = v[torch.arange(len(task)), picked]  # (N, E)
     ce = F.cross_entropy(model.out(context), task.target, reduction="none")
     b = baseline if method == "reinforce" else 0.0
-    return ce.mean() + reinforce_surrogate(logp, picked, -ce, -b), ce.detach()
+    bonus = entropy * (logp.exp() * logp).sum(-1).mean()  # -entropy * H(a), averaged over the batch
+    return ce.mean() + reinforce_surrogate(logp, picked, -ce, -b) + bonus, ce.detach()
 
 
 @torch.no_grad()
 def accuracy(model: Picker, task: FindTask, method: str) -> tuple[float, float]:
     """(answer accuracy, pick accuracy): hard methods pick the argmax item; soft classifies the weighted sum."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     logp = model.log_weights(task)  # (N, S)
     v = model.values(task)
     if method == "soft":
@@ -192,7 +202,8 @@ def accuracy(model: Picker, task: FindTask, method: str) -> tuple[float, float]:
 
 
 def train_picker(model: Picker, task: FindTask, method: str, steps: int, *, batch_size: int = 64,
-                 lr: float = 1e-2, tau: float = 1.0, seed: int = 0, eval_task: FindTask | None = None,
+                 lr: float = 1e-2, tau: float = 1.0, entropy: float = 0.0, seed: int = 0,
+                 eval_task: FindTask | None = None,
                  eval_every: int = 50, baseline_decay: float = 0.9) -> dict[str, list | float]:
     """Adam on ``method_loss``; the REINFORCE baseline is a moving average of the loss.
 
@@ -200,9 +211,14 @@ def train_picker(model: Picker, task: FindTask, method: str, steps: int, *, batc
     from a second generator.
 
     Returns ``{"loss": [...], "steps": [...], "accuracy": [...], "seconds": s}``:
-    the loss per step, and the answer accuracy on ``eval_task`` every
+    the batch's mean cross-entropy at each step (without the REINFORCE and
+    entropy terms, so that methods compare), and the answer accuracy on ``eval_task`` every
     ``eval_every`` steps (evaluation time excluded from ``seconds``).
     """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if steps < 1 or batch_size < 1 or eval_every < 1:
+        raise ValueError(f"need steps, batch_size and eval_every >= 1; got {steps}, {batch_size}, {eval_every}")
     batches = torch.Generator().manual_seed(seed)  # the same batches for every method
     noise = torch.Generator().manual_seed(seed + 1)  # the picks' randomness
     optimiser = torch.optim.Adam(model.parameters(), lr=lr)
@@ -211,7 +227,8 @@ def train_picker(model: Picker, task: FindTask, method: str, steps: int, *, batc
     for step in range(1, steps + 1):
         start = time.perf_counter()
         idx = torch.randint(len(task), (batch_size,), generator=batches)
-        loss, ce = method_loss(model, task[idx], method, baseline=baseline, tau=tau, generator=noise)
+        loss, ce = method_loss(model, task[idx], method, baseline=baseline, tau=tau, entropy=entropy,
+                               generator=noise)
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()

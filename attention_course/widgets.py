@@ -30,7 +30,7 @@ from . import reference, viz
 from .scores import SCORE_RULES, make_score
 
 __all__ = ["Explorer", "softmax_temperature_explorer", "scoring_rule_explorer", "heatmap_explorer", "decoder_steps_explorer",
-           "prediction_steps_explorer"]
+           "prediction_steps_explorer", "topk_explorer"]
 
 
 class Explorer:
@@ -288,7 +288,7 @@ def topk_explorer(
     labels: Sequence[str] | None = None,
     ks: Sequence[int] | None = None,
     *,
-    start: int = 1,
+    start: int | None = None,
 ) -> Explorer:
     """Soft weights beside hard top-k picks, as ``k`` moves (chapter 4).
 
@@ -303,9 +303,11 @@ def topk_explorer(
     S = s.shape[0]
     if labels is not None and len(labels) != S:
         raise ValueError(f"labels has {len(labels)} entries for {S} scores")
-    ks = list(range(1, S + 1)) if ks is None else [int(k) for k in ks]
-    if any(not 1 <= k <= S for k in ks):
-        raise ValueError(f"every k must be in 1..S={S}, got {ks}")
+    ks = list(range(1, S + 1)) if ks is None else list(ks)
+    if any(isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= S for k in ks):
+        raise ValueError(f"every k must be an int in 1..S={S}, got {ks}")
+    ks = [int(k) for k in ks]
+    start = ks[0] if start is None else start
     if start not in ks:
         raise ValueError(f"start={start} must be one of ks {ks}")
     soft = reference.softmax(s)

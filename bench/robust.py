@@ -30,6 +30,11 @@ HEADLINES = {
                               "ratio_fresh": "grad ratio {:.1e}"},
     "02_soft_attention": {"plain_drop": "no-attn drop {:.0f} pts", "attn_gap": "attn gap {:.1f} pts",
                           "align_acc": "aligned {:.0f}%", "ratio_attn": "grad ratio {:.2f}"},
+    "03_scoring_functions": {"grad_drop": "unscaled grad ÷{:.0f}", "speed_ratio": "additive/dot {:.0f}×",
+                             "acc_worst": "worst rule {:.1f}%", "acc_best": "best rule {:.1f}%"},
+    "04_hard_attention": {"acc_rf": "REINFORCE {:.0f}%", "acc_rf_nb": "no baseline {:.0f}%",
+                          "acc_rf_ent": "+entropy {:.0f}%", "var_reinforce": "var {:.3g}",
+                          "var_gumbel_st": "ST var {:.3g}"},
 }
 
 

@@ -84,3 +84,64 @@ def test_decoder_steps_explorer_checks_its_inputs():
         widgets.decoder_steps_explorer(np.full((2, 3), 1 / 3), ["x", "y", "z"], ["p", "q"], [0])
     explorer = widgets.decoder_steps_explorer(np.eye(3)[[2, 0]], ["x", "y", "z"], ["p", "q"], [2, 0])
     assert _frames(explorer.to_jshtml()) == 2
+
+
+# --- topk_explorer
+
+
+def _bar_heights(fig, which: str) -> np.ndarray:
+    """Heights of the bars whose legend label starts with ``which`` ("soft" or "hard")."""
+    (bars,) = [c for c in fig.axes[0].containers if c.get_label().startswith(which)]
+    return np.array([b.get_height() for b in bars])
+
+
+def test_topk_explorer_offers_a_live_widget_and_a_kernel_free_player():
+    explorer = widgets.topk_explorer([0.3, 2.0, -1.0, 0.9], ["a", "b", "c", "d"], ks=(1, 2, 4))
+    assert explorer.values == [1, 2, 4] and explorer.labels == ["k = 1", "k = 2", "k = 4"]
+    bundle = explorer._repr_mimebundle_()
+    assert WIDGET_MIME in bundle and "model_id" in bundle[WIDGET_MIME]
+    html = bundle["text/html"]
+    assert _frames(html) == 3
+    assert 'class="anim-slider"' in html
+    assert "font-awesome" not in html and "https://" not in html
+    assert _frames(widgets.topk_explorer([1.0, 0.0, 2.0]).to_jshtml()) == 3  # default ks: 1..S
+
+
+def test_topk_explorer_puts_one_over_k_on_the_top_k_scores():
+    import matplotlib.pyplot as plt
+    import torch
+
+    scores = np.random.default_rng(0).normal(size=6)
+    explorer = widgets.topk_explorer(scores, [f"x{i}" for i in range(6)])
+    assert explorer.values == [1, 2, 3, 4, 5, 6]
+    soft_expected = torch.softmax(torch.tensor(scores), -1).numpy()
+    for index, k in enumerate(explorer.values):
+        fig = explorer.figure(index)
+        hard = _bar_heights(fig, "hard")
+        expected = np.zeros(6)
+        expected[torch.topk(torch.tensor(scores), k).indices.numpy()] = 1 / k
+        np.testing.assert_allclose(hard, expected, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(_bar_heights(fig, "soft"), soft_expected, rtol=1e-12, atol=1e-12)
+        assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == [f"x{i}" for i in range(6)]
+        assert f"k = {k}" in fig.axes[0].get_title()
+        plt.close(fig)
+    # k = S: the plain average, whatever the scores
+    np.testing.assert_allclose(expected, np.full(6, 1 / 6))
+
+
+def test_topk_explorer_starts_at_the_asked_k():
+    explorer = widgets.topk_explorer([1.0, 3.0, 2.0], ks=[3, 1, 2], start=2)
+    assert explorer.start == 2 and explorer.values[explorer.start] == 2
+
+
+def test_topk_explorer_inputs_are_checked():
+    with pytest.raises(ValueError, match=r"scores must be 1-D \(S,\), got shape \(2, 2\)"):
+        widgets.topk_explorer(np.ones((2, 2)))
+    with pytest.raises(ValueError, match="labels has 2 entries for 3 scores"):
+        widgets.topk_explorer([1.0, 2.0, 3.0], ["a", "b"])
+    for ks in ([0, 1], [1, 4], [-1], [1.7], [True]):
+        with pytest.raises(ValueError, match=r"every k must be an int in 1..S=3, got"):
+            widgets.topk_explorer([1.0, 2.0, 3.0], ks=ks)
+    with pytest.raises(ValueError, match=r"start=3 must be one of ks \[1, 2\]"):
+        widgets.topk_explorer([1.0, 2.0, 3.0], ks=[1, 2], start=3)
+    assert widgets.topk_explorer([1.0, 2.0, 3.0], ks=[2, 3]).start == 0  # starts at the first k by default
