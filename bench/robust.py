@@ -31,7 +31,8 @@ HEADLINES = {
     "02_soft_attention": {"plain_drop": "no-attn drop {:.0f} pts", "attn_gap": "attn gap {:.1f} pts",
                           "align_acc": "aligned {:.0f}%", "ratio_attn": "grad ratio {:.2f}"},
     "03_scoring_functions": {"grad_drop": "unscaled grad ÷{:.0f}", "speed_ratio": "additive/dot {:.0f}×",
-                             "acc_worst": "worst rule {:.1f}%", "acc_best": "best rule {:.1f}%"},
+                             "acc_worst_rule": "worst: {}", "acc_worst": "{:.1f}%",
+                             "acc_best_rule": "best: {}", "acc_best": "{:.1f}%"},
     "04_hard_attention": {"acc_rf": "REINFORCE {:.0f}%", "acc_rf_nb": "no baseline {:.0f}%",
                           "acc_rf_ent": "+entropy {:.0f}%", "var_reinforce": "var {:.3g}",
                           "var_gumbel_st": "ST var {:.3g}"},
@@ -98,10 +99,11 @@ def main() -> int:
         parts = []
         for key, fmt in HEADLINES.get(row["notebook"], {}).items():
             if key in row["glued"]:
+                value = row["glued"][key]
                 try:
-                    parts.append(fmt.format(float(row["glued"][key])))
-                except ValueError:
-                    parts.append(f"{key}={row['glued'][key]}")
+                    parts.append(fmt.format(float(value)))
+                except ValueError:  # a glued string, e.g. a rule's name
+                    parts.append(fmt.format(str(value).strip("'\"")))
         return ", ".join(parts)
 
     failed = [r for r in rows if r["error"] is not None]
