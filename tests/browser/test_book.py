@@ -134,8 +134,15 @@ def test_page_loads_offline_without_errors(browser, server, page_path):
         )
         assert broken == [], f"images that did not load: {broken}"
         # math: MathJax (served locally) typeset every formula; no raw \( ... \) left on the page
+        # (wait for "typeset", not for a visible formula: the first one may be in a collapsed
+        # menu, e.g. a heading with math in the page's table of contents)
         if visit.page.locator(".math").count():
-            visit.page.wait_for_selector("mjx-container", timeout=10_000)
+            visit.page.wait_for_selector("mjx-container", state="attached", timeout=10_000)
+            try:
+                visit.page.wait_for_function(
+                    "document.querySelectorAll('.math:not(:has(mjx-container))').length === 0", timeout=10_000)
+            except Exception:
+                pass  # reported just below, with the count
             raw = visit.page.locator(".math:not(:has(mjx-container))").count()
             assert raw == 0, f"{raw} formulas left untypeset"
         if page_path.startswith("chapters/"):
