@@ -342,7 +342,8 @@ def mask_explorer(
     """
     if not masks:
         raise ValueError("mask_explorer needs at least one mask")
-    arrays = {name: viz.to_numpy(m) for name, m in masks.items()}
+    arrays = {name: (m.detach().cpu().numpy() if isinstance(m, torch.Tensor) else np.asarray(m))
+              for name, m in masks.items()}
     for name, a in arrays.items():
         if a.ndim != 2 or a.dtype != bool:
             raise ValueError(f"mask {name!r} must be a 2-D bool array (L, S), got {a.dtype} {a.shape}")
