@@ -30,7 +30,7 @@ from . import reference, viz
 from .scores import SCORE_RULES, make_score
 
 __all__ = ["Explorer", "softmax_temperature_explorer", "scoring_rule_explorer", "heatmap_explorer", "decoder_steps_explorer",
-           "prediction_steps_explorer", "topk_explorer"]
+           "prediction_steps_explorer", "topk_explorer", "mask_explorer"]
 
 
 class Explorer:
@@ -328,3 +328,43 @@ def topk_explorer(
 
     return Explorer(draw, ks, [f"k = {k}" for k in ks], description="k", figsize=(1.8 + 0.7 * S, 3.6),
                     start=ks.index(start))
+
+
+def mask_explorer(
+    masks: dict[str, torch.Tensor | np.ndarray],
+    query_labels: Sequence[str] | None = None,
+    key_labels: Sequence[str] | None = None,
+) -> Explorer:
+    """Step through named boolean masks (L, S): green = may attend (``True``), grey = blocked (chapter 5).
+
+    Each frame shows one mask with the number of allowed pairs per query row,
+    so that a fully masked row (a padding query) stands out.
+    """
+    if not masks:
+        raise ValueError("mask_explorer needs at least one mask")
+    arrays = {name: (m.detach().cpu().numpy() if isinstance(m, torch.Tensor) else np.asarray(m))
+              for name, m in masks.items()}
+    for name, a in arrays.items():
+        if a.ndim != 2 or a.dtype != bool:
+            raise ValueError(f"mask {name!r} must be a 2-D bool array (L, S), got {a.dtype} {a.shape}")
+    L = max(a.shape[0] for a in arrays.values())
+    S = max(a.shape[1] for a in arrays.values())
+    names = list(arrays)
+
+    def draw(name: str, fig: Figure) -> None:
+        ax = fig.add_subplot()
+        a = arrays[name]
+        ax.imshow(a, cmap="Greens", vmin=-0.4, vmax=1.2, aspect="equal")
+        ql = query_labels if query_labels is not None and len(query_labels) == a.shape[0] else range(a.shape[0])
+        kl = key_labels if key_labels is not None and len(key_labels) == a.shape[1] else range(a.shape[1])
+        ax.set_xticks(range(a.shape[1]), labels=list(kl), rotation=45)
+        ax.set_yticks(range(a.shape[0]), labels=[f"{q}  ({int(n)})" for q, n in zip(ql, a.sum(axis=1))])
+        ax.set_xlabel("key position (S)")
+        ax.set_ylabel("query position (L), (allowed keys)")
+        for i in range(a.shape[0]):
+            for j in range(a.shape[1]):
+                ax.text(j, i, "✓" if a[i, j] else "·", ha="center", va="center", fontsize=9,
+                        color="black" if a[i, j] else "gray")
+        ax.set_title(f"{name}: True (✓) = may attend")
+
+    return Explorer(draw, names, names, description="mask", figsize=(2.6 + 0.5 * S, 1.6 + 0.45 * L))

@@ -36,6 +36,8 @@ HEADLINES = {
     "04_hard_attention": {"acc_rf": "REINFORCE {:.0f}%", "acc_rf_nb": "no baseline {:.0f}%",
                           "acc_rf_ent": "+entropy {:.0f}%", "var_reinforce": "var {:.3g}",
                           "var_gumbel_st": "ST var {:.3g}"},
+    "05_self_attention": {"exp_attn_n": "attn ~n^{:.2f}", "exp_rnn_d": "rnn ~d^{:.2f}",
+                          "time_ratio_large": "rnn/attn time {:.1f}× at n=1024", "path_rnn": "rnn grad {:.0e}"},
 }
 
 

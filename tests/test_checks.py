@@ -8,6 +8,8 @@ these would let a broken solution earn the points.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -884,6 +886,117 @@ STRAIGHT_THROUGH_WRONG = {
 }
 
 
+# --------------------------------------------------------------------------- chapter 5: solutions and wrong answers
+
+
+def self_attention_ok(X, W_q, W_k, W_v):
+    Q, K, V = X @ W_q, X @ W_k, X @ W_v  # (B, T, E), (B, T, E), (B, T, Ev)
+    weights = torch.softmax(Q @ K.transpose(-2, -1) / Q.shape[-1] ** 0.5, dim=-1)  # (B, T, T)
+    return weights @ V, weights  # (B, T, Ev), (B, T, T)
+
+
+def causal_mask_ok(T):
+    return torch.ones(T, T, dtype=torch.bool).tril()  # (T, T)
+
+
+def padding_mask_ok(lengths, S):
+    return torch.arange(S)[None, :] < lengths[:, None]  # (1, S) < (B, 1) -> (B, S)
+
+
+def decoder_mask_ok(lengths, T):
+    return padding_mask_ok(lengths, T)[:, None, :] & causal_mask_ok(T)  # (B, 1, T) & (T, T) -> (B, T, T)
+
+
+def is_permutation_equivariant_ok(fn, X, perm):
+    return torch.allclose(fn(X[:, perm]), fn(X)[:, perm])
+
+
+def _sa(X, W_q, W_k, W_v, *, scale=None, dim=-1, values=None, transpose=True):
+    Q, K, V = X @ W_q, X @ W_k, X @ W_v
+    scale = Q.shape[-1] ** 0.5 if scale is None else scale
+    weights = torch.softmax((Q @ (K.transpose(-2, -1) if transpose else K)) / scale, dim=dim)
+    return weights @ (V if values is None else values(X, K)), weights
+
+
+def _sa_batch_T(X, W_q, W_k, W_v):
+    Q, K, V = X @ W_q, X @ W_k, X @ W_v
+    with warnings.catch_warnings():  # torch deprecates .T on 3-D tensors (and may make it an error: caught too)
+        warnings.simplefilter("ignore", UserWarning)
+        weights = torch.softmax(Q @ K.T / Q.shape[-1] ** 0.5, dim=-1)  # .T reverses all three axes of K
+    return weights @ V, weights
+
+
+SELF_ATTENTION_WRONG = {
+    "no scaling": (lambda X, Wq, Wk, Wv: _sa(X, Wq, Wk, Wv, scale=1.0), "did not divide"),
+    "scaled by sqrt(D)": (lambda X, Wq, Wk, Wv: _sa(X, Wq, Wk, Wv, scale=X.shape[-1] ** 0.5), "sqrt(D)"),
+    "scaled by E": (lambda X, Wq, Wk, Wv: _sa(X, Wq, Wk, Wv, scale=Wq.shape[-1]), "divided by E ="),
+    "softmax over the query axis (dim=1)": (lambda X, Wq, Wk, Wv: _sa(X, Wq, Wk, Wv, dim=1), "query axis"),
+    "K as the values": (lambda X, Wq, Wk, Wv: _sa(X, Wq, Wk, Wv, values=lambda X, K: K), "K as the values"),
+    "X as the values": (lambda X, Wq, Wk, Wv: _sa(X, Wq, Wk, Wv, values=lambda X, K: X), "X itself"),
+    "K not transposed (runs when E = T)": (
+        lambda X, Wq, Wk, Wv: _sa(X, Wq, Wk, Wv, transpose=False), "K transposed"),
+    "K.T on a batch": (_sa_batch_T, "transpose(-2, -1)"),
+    "weights of one sequence": (lambda X, Wq, Wk, Wv: (_sa(X, Wq, Wk, Wv)[0], _sa(X, Wq, Wk, Wv)[1][0]),
+                                "sequence 0 only"),
+    "returns (weights, output)": (lambda X, Wq, Wk, Wv: _sa(X, Wq, Wk, Wv)[::-1], "(output, weights)"),
+}
+
+CAUSAL_MASK_WRONG = {
+    "upper triangle (the future)": (lambda T: torch.ones(T, T, dtype=torch.bool).triu(), "above the diagonal"),
+    "diagonal excluded": (lambda T: torch.ones(T, T, dtype=torch.bool).tril(-1), "diagonal is False"),
+    "float instead of bool": (lambda T: torch.ones(T, T).tril(), "dtype torch.float32"),
+    "1 = blocked (logical not)": (lambda T: ~causal_mask_ok(T), "inverted"),
+    "positions compared elementwise, (T,)": (lambda T: torch.arange(T) >= torch.arange(T), "shape (T,)"),
+    "one extra row and column": (lambda T: causal_mask_ok(T + 1), "should have shape"),
+}
+
+PADDING_MASK_WRONG = {
+    "inverted": (lambda lengths, S: ~padding_mask_ok(lengths, S), "inverted"),
+    "off by one (<=)": (lambda lengths, S: torch.arange(S)[None, :] <= lengths[:, None], "off by one"),
+    "returns (S, B)": (lambda lengths, S: padding_mask_ok(lengths, S).T, "transpose"),
+    "float dtype": (lambda lengths, S: padding_mask_ok(lengths, S).float(), "dtype torch.float32"),
+    "ignores the lengths": (lambda lengths, S: torch.ones(len(lengths), S, dtype=torch.bool), "ignores the lengths"),
+}
+
+
+def _dm_parts(lengths, T):
+    return padding_mask_ok(lengths, T), causal_mask_ok(T)  # (B, T), (T, T)
+
+
+DECODER_MASK_WRONG = {
+    "or instead of and": (lambda lengths, T: _dm_parts(lengths, T)[0][:, None, :] | causal_mask_ok(T), "| (or)"),
+    "causal only, (T, T)": (lambda lengths, T: causal_mask_ok(T), "causal mask alone"),
+    "causal only, repeated per sequence": (
+        lambda lengths, T: causal_mask_ok(T).expand(len(lengths), T, T), "causal mask alone"),
+    "padding only": (lambda lengths, T: padding_mask_ok(lengths, T)[:, None, :].expand(-1, T, T), "padding mask alone"),
+    "padding on the queries (B, T, 1)": (
+        lambda lengths, T: padding_mask_ok(lengths, T)[:, :, None] & causal_mask_ok(T), "applied to the queries"),
+    "padding on queries and keys": (
+        lambda lengths, T: padding_mask_ok(lengths, T)[:, :, None] & decoder_mask_ok(lengths, T),
+        "applied to the queries"),
+    "(B, T) padding against (T, T) causal": (
+        lambda lengths, T: padding_mask_ok(lengths, T) & causal_mask_ok(T), "query axis"),
+    "float dtype": (lambda lengths, T: decoder_mask_ok(lengths, T).float(), "dtype torch.float32"),
+    "causal part upside down (triu)": (
+        lambda lengths, T: _dm_parts(lengths, T)[0][:, None, :] & causal_mask_ok(T).T, "in the future of query"),
+    "padding off by one (<=)": (
+        lambda lengths, T: (torch.arange(T)[None, None, :] <= lengths[:, None, None]) & causal_mask_ok(T),
+        "padding (sequence"),
+}
+
+EQUIVARIANCE_WRONG = {
+    "invariance instead of equivariance": (
+        lambda fn, X, perm: torch.allclose(fn(X[:, perm]), fn(X)), "invariance"),
+    "inverse permutation on the output": (
+        lambda fn, X, perm: torch.allclose(fn(X[:, perm]), fn(X)[:, perm.argsort()]), "inverse permutation"),
+    "exact comparison": (lambda fn, X, perm: torch.equal(fn(X[:, perm]), fn(X)[:, perm]), "torch.allclose"),
+    "permutes the batch axis": (
+        lambda fn, X, perm: torch.allclose(fn(X[perm]), fn(X)[perm]), "the tokens are along dim 1"),
+    "always True": (lambda fn, X, perm: True, "every function"),
+    "entrywise ==": (lambda fn, X, perm: fn(X[:, perm]) == fn(X)[:, perm], "one bool"),
+}
+
+
 CASES = [
     (checks.check_softmax, softmax_ok, SOFTMAX_WRONG),
     (checks.check_attention_weights, weights_ok, WEIGHTS_WRONG),
@@ -910,6 +1023,11 @@ CASES = [
     (checks.check_gumbel_argmax, gumbel_argmax_ok, GUMBEL_WRONG),
     (checks.check_reinforce_surrogate, reinforce_ok, REINFORCE_WRONG),
     (checks.check_straight_through_gumbel, straight_through_ok, STRAIGHT_THROUGH_WRONG),
+    (checks.check_self_attention, self_attention_ok, SELF_ATTENTION_WRONG),
+    (checks.check_causal_mask, causal_mask_ok, CAUSAL_MASK_WRONG),
+    (checks.check_padding_mask, padding_mask_ok, PADDING_MASK_WRONG),
+    (checks.check_decoder_mask, decoder_mask_ok, DECODER_MASK_WRONG),
+    (checks.check_is_permutation_equivariant, is_permutation_equivariant_ok, EQUIVARIANCE_WRONG),
 ]
 
 
@@ -956,3 +1074,24 @@ def test_sequence_first_bug_is_the_documented_one():
     x = torch.zeros(3, 5, 8)
     out = _pe_sequence_first(x, sinusoidal_encoding(16, 8))
     assert torch.equal(out[:, 0], out[:, 4]) and not torch.equal(out[0], out[1])
+
+
+def test_self_attention_inputs_show_the_scale():
+    """The check's inputs are not saturated: sqrt(E), sqrt(D) and no scale give visibly different weights."""
+    for seed, (B, T, D, E, Ev) in ((61, (3, 4, 6, 4, 2)), (62, (2, 5, 8, 3, 4))):
+        X, W_q, W_k, _ = checks._self_attention_inputs(seed, B, T, D, E, Ev)
+        dots = (X @ W_q) @ (X @ W_k).transpose(-2, -1)  # (B, T, T)
+        right = torch.softmax(dots / E**0.5, dim=-1)
+        assert right.max() < 0.9  # no row is (nearly) one-hot
+        for wrong in (torch.softmax(dots, dim=-1), torch.softmax(dots / D**0.5, dim=-1)):
+            assert (right - wrong).abs().max() > 0.05
+
+
+def test_running_sum_probe_differs_only_by_rounding():
+    """The exact-comparison entry relies on one probe whose two sides differ in the last bits, and only there."""
+    name, fn, X, perm = checks._equivariance_probes()[1]
+    before, after = fn(X[:, perm]), fn(X)[:, perm]
+    assert "token order" in name
+    assert not torch.equal(before, after) and torch.allclose(before, after)
+    name, fn, X, perm = checks._equivariance_probes()[0]
+    assert torch.equal(fn(X[:, perm]), fn(X)[:, perm])  # the square of each token: exactly equivariant

@@ -7,6 +7,7 @@ import re
 import matplotlib
 import numpy as np
 import pytest
+import torch
 
 from attention_course import widgets
 
@@ -145,3 +146,22 @@ def test_topk_explorer_inputs_are_checked():
     with pytest.raises(ValueError, match=r"start=3 must be one of ks \[1, 2\]"):
         widgets.topk_explorer([1.0, 2.0, 3.0], ks=[1, 2], start=3)
     assert widgets.topk_explorer([1.0, 2.0, 3.0], ks=[2, 3]).start == 0  # starts at the first k by default
+
+
+def test_mask_explorer_draws_each_mask_and_checks_its_inputs():
+    causal = torch.tril(torch.ones(4, 4, dtype=torch.bool))
+    pad = torch.tensor([True, True, True, False]).expand(4, 4)
+    ex = widgets.mask_explorer({"causal": causal, "padding": pad})
+    assert ex.labels == ["causal", "padding"]
+    fig = ex.figure(0)
+    image = fig.axes[0].images[0].get_array()
+    assert np.array_equal(np.asarray(image, dtype=bool), causal.numpy())   # the frame shows the mask itself
+    ticks = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert ticks == ["0  (1)", "1  (2)", "2  (3)", "3  (4)"]                 # allowed keys per query row
+    assert "anim-slider" in ex.to_jshtml()
+    with pytest.raises(ValueError, match="at least one mask"):
+        widgets.mask_explorer({})
+    with pytest.raises(ValueError, match=r"mask 'f' must be a 2-D bool array \(L, S\), got float32"):
+        widgets.mask_explorer({"f": torch.ones(3, 3)})
+    with pytest.raises(ValueError, match=r"mask 'v' must be a 2-D bool array"):
+        widgets.mask_explorer({"v": torch.ones(3, dtype=torch.bool)})
