@@ -24,7 +24,7 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from . import masks, reference, scores
+from . import masks, multihead, positional, reference, scores
 from .attention import hard_attention, masked_softmax, scaled_dot_product_attention
 from .multihead import MultiHeadAttention
 from .positional import sinusoidal_encoding
@@ -61,6 +61,14 @@ __all__ = [
     "check_padding_mask",
     "check_decoder_mask",
     "check_is_permutation_equivariant",
+    "check_split_heads",
+    "check_merge_heads",
+    "check_multihead_self_attention",
+    "check_mha_parameter_count",
+    "check_sinusoidal_encoding",
+    "check_rotate_pairs",
+    "check_adds_distinct_positions",
+    "check_shift_matrix",
 ]
 
 
@@ -1706,3 +1714,566 @@ def check_is_permutation_equivariant(is_permutation_equivariant: Callable) -> No
                     f"but fn(X[:, perm]) and fn(X)[:, perm] {how} (largest difference {gap:.2g})"
                 )
     print("is_permutation_equivariant: correct: fn(X[:, perm]) against fn(X)[:, perm], up to rounding.")
+
+
+# --------------------------------------------------------------------------- chapter 6: multi-head attention
+
+
+def _numbered(*shape: int) -> torch.Tensor:
+    """0., 1., 2., ... laid out in ``shape``: the value of an entry is its flat index in the input."""
+    return torch.arange(int(np.prod(shape)), dtype=torch.float32).view(*shape)
+
+
+def _reject_shape(label: str, got: np.ndarray, expected_shape: tuple[int, ...],
+                  wrong: list[tuple[tuple[int, ...], str]]) -> None:
+    """Raise the hint of the first wrong shape that ``got`` has (and the right answer has not)."""
+    expected_shape = tuple(expected_shape)
+    for shape, hint in wrong:
+        if got.shape == tuple(shape) != expected_shape:
+            raise AssertionError(f"{label} has shape {got.shape} but should have shape {expected_shape}: {hint}")
+
+
+def _compare_numbered(label: str, got: np.ndarray, expected: torch.Tensor, source_shape: tuple[int, ...],
+                      legend: str) -> None:
+    """:func:`_compare` for a rearrangement of :func:`_numbered` input: say which input entry landed where."""
+    exp = expected.detach().numpy().astype(np.float64)
+    if got.shape == exp.shape and np.all(np.isfinite(got)):
+        differ = np.argwhere(got != exp)
+        if len(differ):
+            idx = tuple(int(i) for i in differ[0])
+            value, size = got[idx], int(np.prod(source_shape))
+            if value == int(value) and 0 <= value < size:
+                came_from = _fmt_index(tuple(int(i) for i in np.unravel_index(int(value), source_shape)))
+                should = _fmt_index(tuple(int(i) for i in np.unravel_index(int(exp[idx]), source_shape)))
+                raise AssertionError(
+                    f"{label}: entry {_fmt_index(idx)} holds x{came_from} but should hold x{should}{legend}"
+                )
+    _compare(label, got, exp, atol=0.0, legend=legend)
+
+
+def check_split_heads(split_heads: Callable) -> None:
+    """Exercise: ``split_heads(x (B, T, D), num_heads) -> (B, H, T, D/H)``: head h gets the contiguous block
+    of features h*D/H .. (h+1)*D/H - 1 of every token, ``x.view(B, T, H, D // H).transpose(1, 2)``."""
+    with _attempt("split_heads"):
+        # T = H first, where a missing transpose keeps the shape; then B = H = D/H; then B, T, H, D/H all different
+        for B, T, D, H in ((2, 3, 12, 3), (4, 2, 16, 4), (2, 5, 12, 3)):
+            Dh = D // H
+            x = _numbered(B, T, D)  # (B, T, D): the value of each entry is its flat index
+            label = f"split_heads(x, num_heads={H}) for x of shape (B, T, D) = {(B, T, D)}"
+            result = _call_with_hint(
+                label, split_heads, (("x", x), ("num_heads", H)),
+                f"x is (B, T, D) = {(B, T, D)}: x.view(B, T, H, D // H) splits the feature axis into H heads of "
+                f"D/H features (D // H, an int: view refuses the float D / H), then .transpose(1, 2) moves the "
+                f"head axis in front of the time axis",
+            )
+            got = _as_array(label, result)
+            expected = multihead.split_heads(x, H)  # (B, H, T, Dh)
+            _reject_shape(label, got, (B, H, T, Dh), [
+                ((B, T, H, Dh), "the features are split into H heads, but the head axis is still behind the time "
+                                "axis: move it in front with .transpose(1, 2), (B, T, H, D/H) -> (B, H, T, D/H)"),
+                ((B, T, D), "x came back unsplit: view(B, T, H, D // H).transpose(1, 2)"),
+                ((B * H, T, Dh), "you folded the heads into the batch axis, (B·H, T, D/H), as "
+                                 "nn.MultiheadAttention does inside: keep them apart, (B, H, T, D/H)"),
+                ((B, Dh, T, H), f"you made D/H = {Dh} heads of {H} features: num_heads is the number of heads "
+                                f"H, each of D/H features: view(B, T, H, D // H)"),
+                ((H, B, T, Dh), "the head axis went in front of the batch axis: the batch stays first, "
+                                "(B, H, T, D/H), so swap only axes 1 and 2: .transpose(1, 2)"),
+            ])
+            wrong = {
+                "you reshaped x straight to (B, H, T, D/H) (or split it into (B, T, H, D/H) and left the head "
+                "axis behind the time axis: here T = H, and both give these numbers): a reshape keeps the memory "
+                "order, token after token, so 'head' 0 got the first T·D/H numbers of the sequence (whole tokens), "
+                "not D/H features of every token. Split the feature axis where it is, view(B, T, H, D // H), then "
+                "swap the head and time axes: .transpose(1, 2)": x.reshape(B, H, T, Dh),
+                "head h got every H-th feature (h, h + H, h + 2H, ...): split D as (H, D/H), head first, so that "
+                "head h holds the contiguous block h·D/H .. (h+1)·D/H - 1, the layout merge_heads and "
+                "nn.MultiheadAttention assume: view(B, T, H, D // H)": x.view(B, T, Dh, H).permute(0, 3, 1, 2),
+                f"you made D/H = {Dh} heads of {H} features: num_heads is the number of heads H, each of D/H "
+                f"features: view(B, T, H, D // H)": x.view(B, T, Dh, H).transpose(1, 2),
+                "the head axis went in front of the batch axis: the batch stays first, (B, H, T, D/H), so swap "
+                "only axes 1 and 2: .transpose(1, 2)": x.view(B, T, H, Dh).permute(2, 0, 1, 3),
+            }
+            _reject_known(label, got, expected, wrong, atol=0.0)
+            _compare_numbered(label, got, expected, (B, T, D),
+                              f" (B, H, T, D/H): entry [b, h, t, j] is feature h·D/H + j of token t, "
+                              f"x[b, t, h·{Dh} + j]")
+    print("split_heads: correct: (B, T, D) -> (B, H, T, D/H), head h the h-th block of D/H features.")
+
+
+def check_merge_heads(merge_heads: Callable) -> None:
+    """Exercise: ``merge_heads(x (B, H, T, Dh)) -> (B, T, H*Dh)``: concatenate the heads' features,
+    ``x.transpose(1, 2).reshape(B, T, H * Dh)``, the inverse of ``split_heads``."""
+    with _attempt("merge_heads"):
+        for B, H, T, Dh in ((2, 3, 4, 5), (3, 4, 2, 4)):  # B, H, T, Dh all different; then H = Dh
+            x = _numbered(B, H, T, Dh)  # (B, H, T, Dh): the value of each entry is its flat index
+            label = f"merge_heads(x) for x of shape (B, H, T, Dh) = {(B, H, T, Dh)}"
+            result = _call_with_hint(
+                label, merge_heads, (("x", x),),
+                f"x is (B, H, T, Dh) = {(B, H, T, Dh)}. After x.transpose(1, 2), (B, T, H, Dh), the memory is no "
+                f"longer in order and .view raises: use .reshape(B, T, H * Dh), which copies when it must (or "
+                f".contiguous().view(...))",
+            )
+            got = _as_array(label, result)
+            expected = multihead.merge_heads(x)  # (B, T, H*Dh)
+            summed = "summed" if got.shape == (B, T, Dh) and np.allclose(got, x.sum(dim=1).numpy()) else "averaged"
+            _reject_shape(label, got, (B, T, H * Dh), [
+                ((B, T, Dh), f"you {summed} the heads, (B, T, D/H): concatenating keeps every head's D/H features "
+                             f"side by side, (B, T, H·D/H). Mixing the heads is the job of W_o, after the merge"),
+                ((B, H * T, Dh), "you concatenated the heads along the time axis, (B, H·T, D/H): every token "
+                                 "gets all H heads' features, concatenated along the feature axis: (B, T, H·D/H)"),
+                ((B, T, H, Dh), "the heads are in place but not concatenated: merge the last two axes, "
+                                ".reshape(B, T, H * Dh)"),
+                ((B, H, T * Dh), "you merged the time and feature axes of each head: move the head axis behind "
+                                 "the time axis first, .transpose(1, 2), then merge heads and features"),
+            ])
+            wrong = {
+                "you reshaped (B, H, T, Dh) straight to (B, T, H·Dh): a reshape keeps the memory order, head "
+                "after head, so row t of the result strings together features of *other tokens* of head 0. Swap "
+                "the head and time axes first, x.transpose(1, 2) (B, T, H, Dh), then .reshape(B, T, H * Dh)":
+                    x.reshape(B, T, H * Dh),
+                "the heads' features are interleaved (feature j of every head, then feature j + 1, ...): head h's "
+                "D/H features stay together, as block h of the result: x.transpose(1, 2).reshape(B, T, H * Dh)":
+                    x.permute(0, 2, 3, 1).reshape(B, T, Dh * H),
+            }
+            _reject_known(label, got, expected, wrong, atol=0.0)
+            _compare_numbered(label, got, expected, (B, H, T, Dh),
+                              f" (B, T, H·Dh): entry [b, t, h·{Dh} + j] is feature j of head h, x[b, h, t, j]")
+    print("merge_heads: correct: (B, H, T, Dh) -> (B, T, H·Dh), the heads' outputs side by side.")
+
+
+def _mha_inputs(seed: int, B: int, T: int, D: int):
+    gen = torch.Generator().manual_seed(seed)
+    X = torch.randn(B, T, D, generator=gen)  # (B, T, D)
+    W_q, W_k, W_v, W_o = (torch.randn(D, D, generator=gen) / D**0.5 for _ in range(4))  # (D, D), as in X @ W
+    return X, W_q, W_k, W_v, W_o
+
+
+def _mha_reference(X, W_q, W_k, W_v, W_o, H: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``attention_course.MultiHeadAttention`` with these weights: (output (B, T, D), weights (B, H, T, T))."""
+    D = X.shape[-1]
+    with torch.random.fork_rng(devices=[]):  # the initial weights are overwritten: leave the learner's RNG alone
+        ref = multihead.MultiHeadAttention(D, H, bias=False).to(X.dtype)
+    with torch.no_grad():
+        for proj, W in ((ref.q_proj, W_q), (ref.k_proj, W_k), (ref.v_proj, W_v), (ref.out_proj, W_o)):
+            proj.weight.copy_(W.T)  # nn.Linear computes x @ weight.T
+        return ref(X, X, X)
+
+
+def _mha_heads(X, W_q, W_k, W_v, H: int, *, scale: float | None = None, dim: int = -1,
+               split: Callable | None = None, transpose: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """The heads' outputs (B, H, T, Dh) and weights (B, H, T, T), with one step changed to make a mistake."""
+    split = split or (lambda t: multihead.split_heads(t, H))
+    Q, K, V = (split(X @ W) for W in (W_q, W_k, W_v))  # (B, H, T, Dh) each
+    scale = Q.shape[-1] ** 0.5 if scale is None else scale
+    weights = torch.softmax(Q @ (K.transpose(-2, -1) if transpose else K) / scale, dim=dim)  # (B, H, T, T)
+    return weights @ V, weights
+
+
+def check_multihead_self_attention(multihead_self_attention: Callable) -> None:
+    """Exercise: ``multihead_self_attention(X (B, T, D), W_q, W_k, W_v, W_o (D, D), num_heads)
+    -> (output (B, T, D), weights (B, H, T, T))``: project, split into H heads of D/H features, attend in each
+    head with the scale sqrt(D/H), concatenate the heads' *outputs*, multiply by W_o."""
+    with _attempt("multihead_self_attention"):
+        # first D/H = T and H·T = D, where a missing transpose of K and concatenated weights still run
+        for seed, (B, T, D, H) in ((73, (2, 4, 8, 2)), (78, (3, 5, 12, 3))):
+            Dh = D // H
+            X, W_q, W_k, W_v, W_o = _mha_inputs(seed, B, T, D)
+            label = f"multihead_self_attention for B={B}, T={T}, D={D}, H={H}"
+            result = _call_with_hint(
+                label, multihead_self_attention,
+                (("X", X), ("W_q", W_q), ("W_k", W_k), ("W_v", W_v), ("W_o", W_o), ("num_heads", H)),
+                "X @ W_q is (B, T, D); split it into heads, (B, H, T, D/H), attend in every head at once with "
+                "K.transpose(-2, -1), then merge the heads' *outputs* (weights @ V, (B, H, T, D/H)) back to "
+                "(B, T, D) and multiply by W_o (D, D). The weights (B, H, T, T) are returned as they are, not "
+                "concatenated or projected",
+            )
+            if not isinstance(result, tuple) or len(result) != 2:
+                raise AssertionError(
+                    f"multihead_self_attention must return a pair (output, weights), got {type(result).__name__}"
+                )
+            out, w = (_as_array(label, r) for r in result)
+            expected_out, expected_w = _mha_reference(X, W_q, W_k, W_v, W_o, H)  # (B, T, D), (B, H, T, T)
+            if out.shape == tuple(expected_w.shape) and w.shape == tuple(expected_out.shape):
+                raise AssertionError(f"{label}: you returned (weights, output): return (output, weights)")
+            heads, _ = _mha_heads(X, W_q, W_k, W_v, H)  # (B, H, T, Dh)
+            one_out, one_w = _mha_heads(X, W_q, W_k, W_v, 1)  # one head of full width: (B, 1, T, D), (B, 1, T, T)
+            one_head = (f"that is one head of full width D = {D}, not H = {H} heads of D/H = {Dh} features: "
+                        f"split Q, K and V into heads, (B, H, T, D/H), so that each head attends on its own")
+            if w.shape == (B, T, T):
+                if np.allclose(w, expected_w.mean(dim=1).numpy(), atol=1e-5):
+                    raise AssertionError(
+                        f"weights, {label}: you averaged the heads' weights (nn.MultiheadAttention does so by "
+                        f"default, average_attn_weights=True): return every head's (T, T) matrix, (B, H, T, T)"
+                    )
+            if w.shape in ((B, T, T), (B, 1, T, T)) and np.allclose(w.reshape(B, T, T), one_w[:, 0], atol=1e-5):
+                raise AssertionError(f"weights, {label}: {one_head}")
+            wrong_w = {
+                f"you divided the scores by sqrt(D) = sqrt({D}), the model width: each head's scores are dot "
+                f"products of D/H = {Dh} features, so the scale is sqrt(D/H) = {Dh**0.5:.3g}":
+                    _mha_heads(X, W_q, W_k, W_v, H, scale=D**0.5)[1],
+                f"you did not divide the scores by sqrt(D/H) = {Dh**0.5:.3g}":
+                    _mha_heads(X, W_q, W_k, W_v, H, scale=1.0)[1],
+                "you took the softmax over the queries (dim=2 of (B, H, T, T)): each row, one query, sums to 1 "
+                "over the keys: dim=-1": _mha_heads(X, W_q, W_k, W_v, H, dim=2)[1],
+                "you took the softmax over the heads (dim=1 of (B, H, T, T)): within each head, each query's "
+                "weights sum to 1 over the keys: dim=-1": _mha_heads(X, W_q, W_k, W_v, H, dim=1)[1],
+                "the heads were split with a plain reshape to (B, H, T, D/H), which puts whole tokens into a head: "
+                "split the feature axis, view(B, T, H, D // H), then .transpose(1, 2)":
+                    _mha_heads(X, W_q, W_k, W_v, H, split=lambda t: t.reshape(B, H, T, Dh))[1],
+                "head h got every H-th feature: head h holds the contiguous block of features h·D/H .. "
+                "(h+1)·D/H - 1: view(B, T, H, D // H).transpose(1, 2)":
+                    _mha_heads(X, W_q, W_k, W_v, H, split=lambda t: t.view(B, T, Dh, H).permute(0, 3, 1, 2))[1],
+            }
+            if Dh == T:
+                wrong_w[f"you multiplied Q by K, not by K transposed: Q @ K only runs because D/H = T = {T} here. "
+                        f"Q @ K.transpose(-2, -1)"] = _mha_heads(X, W_q, W_k, W_v, H, transpose=False)[1]
+            _reject_known(f"weights, {label}", w, expected_w, wrong_w)
+            _compare(f"weights, {label}", w, expected_w.numpy(), atol=1e-5,
+                     legend=" (B, H, T, T): for each sequence and head, one row per query, one column per key")
+            merged = multihead.merge_heads(heads)  # (B, T, D)
+            wrong_out = {
+                "there is no output projection: multiply the merged heads (B, T, D) by W_o last. Without W_o "
+                "each output feature comes from one head only; W_o mixes what the heads found": merged,
+                f"you concatenated the heads' attention *weights*, (B, T, H·T) = (B, T, {H * T}), and projected "
+                f"them (that only runs because H·T = D here): multi-head attention concatenates the heads' "
+                f"*outputs*, weights @ V (B, H, T, D/H), into (B, T, D), then projects with W_o":
+                    multihead.merge_heads(expected_w) @ W_o if H * T == D else None,
+                "the heads' outputs were merged with a plain reshape (B, H, T, D/H) -> (B, T, D), which strings "
+                "together features of other tokens: .transpose(1, 2) first, then .reshape(B, T, D)":
+                    heads.reshape(B, T, D) @ W_o,
+                "W_o is used transposed: the weights act as X @ W, so the merged heads (B, T, D) times W_o":
+                    merged @ W_o.T,
+                one_head: multihead.merge_heads(one_out) @ W_o,
+                "you used X itself as the values: project it first, V = X @ W_v, then split into heads":
+                    multihead.merge_heads(expected_w @ multihead.split_heads(X, H)) @ W_o,
+            }
+            _reject_known(f"output, {label}", out, expected_out,
+                          {hint: value for hint, value in wrong_out.items() if value is not None})
+            _compare(f"output, {label}", out, expected_out.numpy(), atol=1e-5, legend=" (B, T, D): one row per token")
+    print("multihead_self_attention: correct: H heads of D/H features, scaled by sqrt(D/H), outputs "
+          "concatenated and projected by W_o.")
+
+
+def check_mha_parameter_count(mha_parameter_count: Callable) -> None:
+    """Exercise: ``mha_parameter_count(d_model, num_heads, bias) -> int``, the number of parameters of
+    ``nn.MultiheadAttention(d_model, num_heads, bias=bias)``: 4·D² + 4·D with biases, whatever H is."""
+    with _attempt("mha_parameter_count"):
+        for D, H, bias in ((512, 8, True), (64, 4, False), (12, 3, True), (6, 6, False)):
+            label = f"mha_parameter_count(d_model={D}, num_heads={H}, bias={bias})"
+            result = _call_with_hint(label, mha_parameter_count, (("d_model", D), ("num_heads", H), ("bias", bias)),
+                                     "Count the entries of the four projections W_q, W_k, W_v, W_o and their biases")
+            got = _number(label, result)
+            if got != int(got):
+                raise AssertionError(f"{label} is {got}, but a count of parameters is a whole number")
+            with torch.random.fork_rng(devices=[]):  # building the module draws its initial weights
+                expected = sum(p.numel() for p in torch.nn.MultiheadAttention(D, H, bias=bias).parameters())
+            b = 1 if bias else 0
+            wrong = {
+                "you gave every head its own full-width D×D projections. A head projects to D/H features, so its "
+                "W_q^(h) is D×(D/H), and the H heads together have D×D: the count does not depend on H":
+                    H * (4 * D * D + 4 * D * b),
+                "that is one head's share: the H heads of D/H features together have D×D weights per projection "
+                "(and D biases), whatever H is": (4 * D * D + 4 * D * b) / H,
+                "you forgot the output projection W_o (D×D, plus D biases): four projections, W_q, W_k, W_v "
+                "and W_o": 3 * D * D + 3 * D * b,
+                "you left out the biases: each of the four projections has D of them, 4·D": 4 * D * D,
+                "bias=False: the projections have no biases, only the 4·D² weights": 4 * D * D + 4 * D,
+                "W_o has a bias too: 4·D biases in all": 4 * D * D + 3 * D,
+                "you gave each head (D/H)×(D/H) projections: head h's W_q^(h) maps all D input features to its "
+                "D/H features, so it is D×(D/H), and the H heads together are D×D": (
+                    4 * H * (D // H) ** 2 + 4 * D * b),
+            }
+            for hint, value in wrong.items():
+                if value != expected and abs(got - value) < 0.5:
+                    raise AssertionError(f"{label} is {int(got)} but should be {expected}: {hint}")
+            if abs(got - expected) > 0.5:
+                raise AssertionError(
+                    f"{label} is {int(got)} but should be {expected}: W_q, W_k, W_v and W_o are D×D each, "
+                    f"{'plus D biases each' if bias else 'without biases'}"
+                )
+    print("mha_parameter_count: correct: 4·D² + 4·D (4·D² without biases), the same for any number of heads.")
+
+
+# --------------------------------------------------------------------------- chapter 7: positional encoding
+
+
+def _interleave(even: torch.Tensor, odd: torch.Tensor) -> torch.Tensor:
+    """(..., D/2) and (..., D/2) -> (..., D) with ``even`` at features 0, 2, 4, ... and ``odd`` at 1, 3, 5, ..."""
+    return torch.stack([even, odd], dim=-1).flatten(-2)
+
+
+def check_sinusoidal_encoding(sinusoidal_encoding: Callable) -> None:
+    """Exercise: ``sinusoidal_encoding(num_positions, d_model) -> (P, D)``, PE[p, 2i] = sin(p ω_i) and
+    PE[p, 2i+1] = cos(p ω_i) with ω_i = 10000^(-2i/D), positions p = 0 .. P-1."""
+    with _attempt("sinusoidal_encoding"):
+        for P, D in ((4, 4), (7, 6), (50, 16)):  # P = D first, where a transposed table keeps the shape
+            label = f"sinusoidal_encoding(num_positions={P}, d_model={D})"
+            result = _call_with_hint(
+                label, sinusoidal_encoding, (("num_positions", P), ("d_model", D)),
+                "Build the angles p·ω_i as a column of positions (P, 1) times a row of frequencies (D/2,), which "
+                "broadcast to (P, D/2); then fill pe[:, 0::2] with their sines and pe[:, 1::2] with their cosines",
+            )
+            got = _as_array(label, result)
+            expected = positional.sinusoidal_encoding(P, D)  # (P, D)
+            p = torch.arange(P, dtype=torch.float64)[:, None]  # (P, 1)
+            i = torch.arange(D // 2, dtype=torch.float64)  # (D/2,), the pair index
+            j = torch.arange(D, dtype=torch.float64)  # (D,), the feature index
+            omega = 10000.0 ** (-2 * i / D)  # (D/2,)
+            angles = p * omega  # (P, D/2)
+            wrong = {
+                "sin and cos are swapped: the even features 2i get sin(p ω_i), the odd features 2i+1 get "
+                "cos(p ω_i), so row 0 is PE(0) = [0, 1, 0, 1, ...]": _interleave(angles.cos(), angles.sin()),
+                "you used ω_i = 10000^(-i/D): the exponent is -2i/D, the even feature index 2i over D, so that "
+                "the wavelengths run from 2π up to 10000·2π": _interleave(
+                    (p * 10000.0 ** (-i / D)).sin(), (p * 10000.0 ** (-i / D)).cos()),
+                "feature j got the frequency 10000^(-j/D) of its own index, so the cosine at 2i+1 turns slower "
+                "than the sine at 2i: the two features of pair i share one frequency, ω_i = 10000^(-2i/D) "
+                "(10000^(-(j - j % 2)/D) for feature j). That shared frequency is what makes PE(p + k) a rotation "
+                "of PE(p)": torch.where(j % 2 == 0, (p * 10000.0 ** (-j / D)).sin(), (p * 10000.0 ** (-j / D)).cos()),
+                "you put all the sines first and then all the cosines, cat([sin, cos]): a valid layout (tensor2tensor "
+                "uses it), but this course follows Vaswani et al. 2017 and interleaves them: PE[p, 2i] = sin, "
+                "PE[p, 2i+1] = cos, that is pe[:, 0::2] = sin and pe[:, 1::2] = cos": torch.cat(
+                    [angles.sin(), angles.cos()], dim=-1),
+                "the base is 10000 (Vaswani et al. 2017), not 1000: ω_i = 10000^(-2i/D)": _interleave(
+                    (p * 1000.0 ** (-2 * i / D)).sin(), (p * 1000.0 ** (-2 * i / D)).cos()),
+                "the positions start at 1, but they count from 0 like the rows of the table: row 0 is "
+                "PE(0) = [sin 0, cos 0, ...] = [0, 1, 0, 1, ...]": _interleave(
+                    ((p + 1) * omega).sin(), ((p + 1) * omega).cos()),
+                "the frequencies grow with i: ω_i = 10000^(-2i/D) = 1 / 10000^(2i/D) falls from 1 to about 1/10000, "
+                "so that the first pairs turn fast and the last ones slowly": _interleave(
+                    (p / omega).sin(), (p / omega).cos()),
+                "the table is transposed: row p is position p, (P, D) = (num_positions, d_model)": expected.T,
+            }
+            _reject_known(label, got, expected, wrong, atol=1e-4)
+            _compare(label, got, expected.numpy(), atol=1e-4,
+                     legend=" (P, D): row p is position p, features (2i, 2i+1) are sin and cos of p·ω_i")
+    print("sinusoidal_encoding: correct: sin(p ω_i) at 2i, cos(p ω_i) at 2i+1, ω_i = 10000^(-2i/D).")
+
+
+def _rotate_adjacent(x: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
+    """Rotate the pairs (2i, 2i+1) of x (..., T, E) by angles (T, E/2), counter-clockwise."""
+    cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)  # (T, E/2)
+    even, odd = x[..., 0::2], x[..., 1::2]  # (..., T, E/2)
+    return _interleave(even * cos - odd * sin, even * sin + odd * cos)
+
+
+def check_rotate_pairs(rotate_pairs: Callable) -> None:
+    """Exercise: ``rotate_pairs(x (..., T, E)) -> (..., T, E)``, RoPE: rotate the adjacent pair of features
+    (2i, 2i+1) of the token at position p (= 0 .. T-1) by the angle p·ω_i, ω_i = 10000^(-2i/E), counter-clockwise,
+    as ``attention_course.rotary_embedding`` does."""
+    with _attempt("rotate_pairs"):
+        gen = torch.Generator().manual_seed(75)
+        for shape in ((6, 8), (2, 3, 5, 8)):  # (T, E), then (B, H, T, E)
+            x = torch.randn(*shape, generator=gen)
+            T, E = shape[-2:]
+            label = f"rotate_pairs(x) for x of shape {shape}, T={T}, E={E}"
+            result = _call_with_hint(
+                label, rotate_pairs, (("x", x),),
+                "x is (..., T, E): the positions run along dim -2, T = x.shape[-2] (not x.shape[1]), and the "
+                "pairs along the last dim. The angles p·ω_i are (T, E/2), and broadcast against x[..., 0::2] and "
+                "x[..., 1::2], (..., T, E/2) each",
+            )
+            got = _as_array(label, result)
+            expected = positional.rotary_embedding(x)  # (..., T, E)
+            p = torch.arange(T, dtype=torch.float64)[:, None]  # (T, 1)
+            i = torch.arange(E // 2, dtype=torch.float64)  # (E/2,)
+            omega = 10000.0 ** (-2 * i / E)  # (E/2,)
+            cos, sin = (p * omega).cos().float(), (p * omega).sin().float()  # (T, E/2)
+            x1, x2 = x[..., : E // 2], x[..., E // 2:]  # (..., T, E/2): the rotate_half layout
+            wrong = {
+                "you rotated the other way, by -p·ω_i (clockwise): x'_2i = x_2i cos - x_2i+1 sin and "
+                "x'_2i+1 = x_2i sin + x_2i+1 cos": _rotate_adjacent(x, -p * omega),
+                "you paired feature i with feature i + E/2 (rotate_half, the layout of GPT-NeoX and Hugging Face's "
+                "LLaMA): a valid convention, but this exercise follows Su et al. 2021 and attention_course."
+                "rotary_embedding, where pair i is the adjacent features (2i, 2i+1): x[..., 0::2] and x[..., 1::2]":
+                    torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1),
+                "the positions start at 1, so the first token is rotated too: they count from 0, and at position "
+                "0 the angle is 0, no rotation at all": _rotate_adjacent(x, (p + 1) * omega),
+                "every pair turned by the same angle: pair i turns at its own frequency, by p·ω_i with "
+                "ω_i = 10000^(-2i/E), from one turn per position down to very slow ones":
+                    _rotate_adjacent(x, p * torch.ones_like(omega)),
+                "you used ω_i = 10000^(-i/E): the exponent is -2i/E, the even feature index 2i over E":
+                    _rotate_adjacent(x, p * 10000.0 ** (-i / E)),
+                "you added the sinusoidal encoding: RoPE does not add anything, it *rotates* each pair of "
+                "features of the queries and keys, so that their dot product depends on the offset p - p' only":
+                    x + positional.sinusoidal_encoding(T, E),
+                "you scaled each feature by cos(p ω_i) and left out the sin terms: a rotation mixes the two "
+                "features of a pair, x'_2i = x_2i cos - x_2i+1 sin, x'_2i+1 = x_2i sin + x_2i+1 cos":
+                    _interleave(x[..., 0::2] * cos, x[..., 1::2] * cos),
+            }
+            _reject_known(label, got, expected, wrong)
+            if got.shape == tuple(x.shape):
+                norms = np.hypot(got[..., 0::2], got[..., 1::2])  # (..., T, E/2), the length of every pair
+                before = np.hypot(x[..., 0::2].numpy(), x[..., 1::2].numpy())
+                if not np.allclose(norms, before, atol=1e-4):
+                    idx = tuple(int(k) for k in np.argwhere(~np.isclose(norms, before, atol=1e-4))[0])
+                    raise AssertionError(
+                        f"{label}: a rotation keeps the length of every pair (x_2i, x_2i+1), but pair {idx[-1]} of "
+                        f"the token at position {idx[-2]} has length {norms[idx]:.4g} and had {before[idx]:.4g}: "
+                        f"x'_2i = x_2i cos - x_2i+1 sin, x'_2i+1 = x_2i sin + x_2i+1 cos"
+                    )
+            _compare(label, got, expected.numpy(), atol=1e-5,
+                     legend=" (..., T, E): pair (2i, 2i+1) of the token at position p turned by p·ω_i")
+    print("rotate_pairs: correct: adjacent pairs (2i, 2i+1) turned by p·ω_i, nothing at position 0.")
+
+
+def _position_adder_probes() -> list[tuple[str, Callable, tuple[int, int, int], bool, str]]:
+    """(name, add_pe, (B, T, D), the right answer, why) for ``check_adds_distinct_positions``."""
+    D, P = 8, 32
+    pe = sinusoidal_encoding(P, D)  # (P, D)
+    gen = torch.Generator().manual_seed(76)
+    table = torch.nn.Parameter(torch.randn(P, D, generator=gen) * 0.02)  # a learned embedding, (P, D)
+
+    def sequence_first(x: torch.Tensor) -> torch.Tensor:
+        return x + pe[:, None, :][: x.shape[0]]  # a (P, 1, D) buffer indexed by x.size(0) = B: (B, 1, D)
+
+    def noise_per_sequence(x: torch.Tensor) -> torch.Tensor:
+        return x + torch.randn(x.shape, generator=torch.Generator().manual_seed(77))  # (B, T, D)
+
+    right = "every sequence gets the same T vectors, all different"
+    one_per_sequence = "every token of sequence b gets the same vector, pe[b]: the vectors vary along the batch, not T"
+    return [
+        ("x + pe[:T], sinusoidal and batch-first", lambda x: x + pe[: x.shape[1]], (3, 5, D), True, right),
+        ("x + pe[:, None][:x.size(0)], the sequence-first habit", sequence_first, (3, 5, D), False, one_per_sequence),
+        ("x + pe[:, None][:x.size(0)], the sequence-first habit", sequence_first, (4, 4, D), False, one_per_sequence),
+        ("x itself: nothing added", lambda x: x, (3, 5, D), False, "nothing is added: every token gets zeros"),
+        ("x + random noise, different for every sequence", noise_per_sequence, (3, 5, D), False,
+         "the vectors differ along T, but sequence 0 and sequence 1 get different ones at the same position: "
+         "a position's vector must not depend on the sequence it is in"),
+        ("x + table[:T], a learned embedding (an nn.Parameter)", lambda x: x + table[: x.shape[1]], (2, 6, D), True,
+         right),
+        ("x + pe[3]: one vector for every token", lambda x: x + pe[3], (3, 5, D), False,
+         "every token gets the same vector, pe[3]"),
+        ("x + pe[t % 2]: two vectors taking turns", lambda x: x + pe[torch.arange(x.shape[1]) % 2], (3, 5, D), False,
+         "positions 0, 2 and 4 get the same vector, and so do 1 and 3"),
+        ("x + pe[:T] on a batch of one sequence", lambda x: x + pe[: x.shape[1]], (1, 5, D), True, right),
+    ]
+
+
+def _added(add_pe: Callable, B: int, T: int, D: int) -> torch.Tensor:
+    return add_pe(torch.zeros(B, T, D)).detach()  # (B, T, D): what add_pe adds, position by position
+
+
+def _all_distinct(vectors: torch.Tensor) -> bool:
+    """Whether no two rows of ``vectors`` (T, D) are equal up to rounding."""
+    T = vectors.shape[0]
+    return not any(torch.allclose(vectors[t], vectors[u]) for t in range(T) for u in range(t + 1, T))
+
+
+def check_adds_distinct_positions(adds_distinct_positions: Callable) -> None:
+    """Exercise: ``adds_distinct_positions(add_pe, B, T, D) -> bool``: feed ``add_pe`` zeros (B, T, D) and tell
+    whether what it adds is the same for every sequence of the batch and different at every position."""
+    with _attempt("adds_distinct_positions"):
+        probes = _position_adder_probes()
+        answers = []
+        for name, add_pe, (B, T, D), _, _ in probes:
+            label = f"adds_distinct_positions(add_pe, B={B}, T={T}, D={D}) with add_pe = {name}"
+
+            def batch_first_only(x: object, add_pe: Callable = add_pe, B: int = B, T: int = T, D: int = D,
+                                 label: str = label) -> torch.Tensor:
+                if not isinstance(x, torch.Tensor) or tuple(x.shape) != (B, T, D):
+                    got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+                    raise AssertionError(
+                        f"{label}: add_pe was called with {got}, but it takes batch-first input (B, T, D) = "
+                        f"{(B, T, D)}: feed it torch.zeros(B, T, D), and what it returns is what it added"
+                    )
+                return add_pe(x)
+
+            result = _call_with_hint(
+                label, adds_distinct_positions, (("add_pe", batch_first_only), ("B", B), ("T", T), ("D", D)),
+                "add_pe(torch.zeros(B, T, D)) is what add_pe adds, (B, T, D), batch-first: dim 0 is the sequence, "
+                "dim 1 the position. A learned embedding is an nn.Parameter, so its output requires grad: compare "
+                "with torch.allclose or torch.equal, or .detach() it before .numpy()",
+            )
+            answers.append(_as_bool(label, result))
+        truth = [right for *_, right, _ in probes]
+
+        def same_for_every_sequence(a: torch.Tensor) -> bool:
+            return torch.allclose(a, a[:1].expand_as(a))
+
+        variants = {
+            "you only checked that the positions get different vectors: also check that every sequence of the "
+            "batch gets the same ones, or random noise would pass for a position encoding":
+                lambda a: _all_distinct(a[0]),
+            "you only checked that every sequence gets the same vectors: also check that the T positions get "
+            "different ones (adding nothing, or one vector everywhere, passes your test)":
+                same_for_every_sequence,
+            "the axes are swapped: the input is batch-first (B, T, D), so the vectors must agree along dim 0 "
+            "(the sequences) and differ along dim 1 (the positions). Your test passes the sequence-first bug":
+                lambda a: _all_distinct(a[:, 0]) and torch.allclose(a, a[:, :1].expand_as(a)),
+            "you tested whether anything was added at all: the added vectors must also be the same for every "
+            "sequence and different at every position":
+                lambda a: not torch.allclose(a, torch.zeros_like(a)),
+            "you compared only some positions (neighbours t and t + 1, or the first two): with pe[t % 2], "
+            "positions 0 and 2 get the same vector. Compare every pair of positions t < t'":
+                lambda a: same_for_every_sequence(a) and not any(
+                    torch.allclose(a[0, t], a[0, t + 1]) for t in range(a.shape[1] - 1)),
+        }
+        for hint, variant in variants.items():
+            would = [bool(variant(_added(add_pe, *shape))) for _, add_pe, shape, _, _ in probes]
+            if would != truth and answers == would:
+                raise AssertionError(f"adds_distinct_positions: {hint}")
+        if answers != truth and all(answers):
+            raise AssertionError(
+                "adds_distinct_positions returned True for every add_pe, even the ones that add nothing or one "
+                "vector per sequence: look at added = add_pe(torch.zeros(B, T, D)), (B, T, D)"
+            )
+        for (name, _, (B, T, D), right, why), got in zip(probes, answers):
+            if got != right:
+                raise AssertionError(
+                    f"adds_distinct_positions(add_pe, B={B}, T={T}, D={D}) with add_pe = {name} returned {got}, "
+                    f"but it should return {right}: {why}"
+                )
+    print("adds_distinct_positions: correct: the same vectors for every sequence, a different one per position.")
+
+
+def _pair_blocks(D: int, angles: torch.Tensor, *, halves: bool = False, sign: float = 1.0) -> torch.Tensor:
+    """(D, D) with a 2×2 block [[cos, sign·sin], [-sign·sin, cos]] per pair: (2i, 2i+1), or (i, i + D/2)."""
+    m = torch.zeros(D, D, dtype=torch.float64)
+    i = torch.arange(D // 2)
+    a, b = (i, i + D // 2) if halves else (2 * i, 2 * i + 1)
+    c, s = angles.cos(), angles.sin()
+    m[a, a], m[a, b], m[b, a], m[b, b] = c, sign * s, -sign * s, c
+    return m
+
+
+def check_shift_matrix(shift_matrix: Callable) -> None:
+    """Exercise: ``shift_matrix(k, d_model) -> (D, D)``, the matrix M_k with PE(p + k) = M_k PE(p) for every
+    position p, as ``attention_course.positional.sinusoidal_shift_matrix``."""
+    with _attempt("shift_matrix"):
+        for k, D in ((3, 8), (-2, 6), (1, 4), (0, 6)):
+            label = f"shift_matrix(k={k}, d_model={D})"
+            result = _call_with_hint(
+                label, shift_matrix, (("k", k), ("d_model", D)),
+                "M is (D, D): zeros except one 2×2 block on the diagonal for each pair (2i, 2i+1), made of "
+                "cos(k ω_i) and sin(k ω_i)",
+            )
+            got = _as_array(label, result)
+            expected = positional.sinusoidal_shift_matrix(k, D)  # (D, D), float64
+            i = torch.arange(D // 2, dtype=torch.float64)
+            omega = 10000.0 ** (-2 * i / D)  # (D/2,)
+            wrong = {
+                "that is M_{-k}, the transpose: it maps PE(p) to PE(p - k). Each pair is (sin, cos), not (cos, sin): "
+                "sin(a + b) = sin a cos b + cos a sin b and cos(a + b) = cos a cos b - sin a sin b put +sin(k ω_i) "
+                "top right and -sin(k ω_i) bottom left, [[cos, sin], [-sin, cos]]":
+                    _pair_blocks(D, k * omega, sign=-1.0),
+                "every pair turned by the same angle k: pair i turns by k·ω_i, with its own frequency "
+                "ω_i = 10000^(-2i/D)": _pair_blocks(D, k * torch.ones_like(omega)),
+                "the angle is k·ω_i, not ω_i: that is the shift by one position, M_1; M_k turns k times as far":
+                    _pair_blocks(D, omega),
+                "you rotated the pairs (i, i + D/2): sinusoidal_encoding puts sin and cos of one frequency side "
+                "by side, pair i is the adjacent features (2i, 2i+1)": _pair_blocks(D, k * omega, halves=True),
+                f"M_k is the identity only for k = 0: shifting by k = {k} turns each pair by k·ω_i":
+                    torch.eye(D, dtype=torch.float64),
+                "you used ω_i = 10000^(-i/D): the exponent is -2i/D, as in the table":
+                    _pair_blocks(D, k * 10000.0 ** (-i / D)),
+            }
+            _reject_known(label, got, expected, wrong)
+            _compare(label, got, expected.numpy(), atol=1e-5,
+                     legend=" (D, D): one 2×2 block per pair (2i, 2i+1), turning it by k·ω_i")
+            pe = positional.sinusoidal_encoding(20 + abs(k), D).double()  # (P, D)
+            rows = pe[max(0, -k): 20 - min(0, k)]  # (20, D): PE(p) for the p with p + k in the table
+            shifted = rows @ torch.as_tensor(got).T  # (20, D): M_k PE(p), row by row
+            _compare(f"{label} @ PE(p)", shifted.numpy(), pe[max(0, k): 20 + max(0, k)].numpy(), atol=1e-4,
+                     legend=" (20, D): M_k PE(p) must be PE(p + k)")
+    print("shift_matrix: correct: M_k turns each pair (sin, cos) by k·ω_i, so M_k PE(p) = PE(p + k).")

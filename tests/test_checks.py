@@ -997,6 +997,332 @@ EQUIVARIANCE_WRONG = {
 }
 
 
+# --------------------------------------------------------------------------- chapter 6: solutions and wrong answers
+
+
+def split_heads_ok(x, num_heads):
+    B, T, D = x.shape
+    return x.view(B, T, num_heads, D // num_heads).transpose(1, 2)  # (B, H, T, D/H)
+
+
+def merge_heads_ok(x):
+    B, H, T, Dh = x.shape
+    return x.transpose(1, 2).reshape(B, T, H * Dh)  # (B, T, H*Dh)
+
+
+def mhsa_ok(X, W_q, W_k, W_v, W_o, num_heads):
+    Q, K, V = (split_heads_ok(X @ W, num_heads) for W in (W_q, W_k, W_v))  # (B, H, T, D/H)
+    weights = torch.softmax(Q @ K.transpose(-2, -1) / Q.shape[-1] ** 0.5, dim=-1)  # (B, H, T, T)
+    return merge_heads_ok(weights @ V) @ W_o, weights  # (B, T, D), (B, H, T, T)
+
+
+def mha_parameter_count_ok(d_model, num_heads, bias=True):
+    return 4 * d_model * d_model + (4 * d_model if bias else 0)
+
+
+def _split_dims(x, H):
+    B, T, D = x.shape
+    return B, T, D // H
+
+
+def _merge_transpose_inplace(x):
+    B, H, T, Dh = x.shape
+    return x.transpose_(1, 2).reshape(B, T, H * Dh)  # transpose_ rearranges the caller's tensor
+
+
+SPLIT_HEADS_WRONG = {
+    "plain reshape to (B, H, T, D/H)": (
+        lambda x, H: x.reshape(x.shape[0], H, x.shape[1], x.shape[2] // H), "straight to (B, H, T, D/H)"),
+    "no transpose, (B, T, H, D/H)": (lambda x, H: x.view(*x.shape[:2], H, x.shape[2] // H), "behind the time axis"),
+    "every H-th feature": (
+        lambda x, H: x.view(*x.shape[:2], x.shape[2] // H, H).permute(0, 3, 1, 2), "every H-th feature"),
+    "D/H heads of H features": (lambda x, H: x.view(*x.shape[:2], x.shape[2] // H, H).transpose(1, 2), "heads of"),
+    "heads in front of the batch": (
+        lambda x, H: x.view(*x.shape[:2], H, x.shape[2] // H).permute(2, 0, 1, 3), "in front of the batch axis"),
+    "heads folded into the batch": (
+        lambda x, H: split_heads_ok(x, H).reshape(-1, x.shape[1], x.shape[2] // H), "folded the heads"),
+    "returns x unsplit": (lambda x, H: x, "unsplit"),
+    "D / H, a float (crashes)": (lambda x, H: x.view(*x.shape[:2], H, x.shape[2] / H).transpose(1, 2), "D // H"),
+}
+
+MERGE_HEADS_WRONG = {
+    "reshape without the transpose": (lambda x: x.reshape(x.shape[0], x.shape[2], -1), "straight to (B, T, H·Dh)"),
+    "heads interleaved": (lambda x: x.permute(0, 2, 3, 1).reshape(x.shape[0], x.shape[2], -1), "interleaved"),
+    "sum over the heads": (lambda x: x.sum(dim=1), "you summed the heads"),
+    "mean over the heads": (lambda x: x.mean(dim=1), "you averaged the heads"),
+    "concatenated along time": (lambda x: torch.cat(x.unbind(dim=1), dim=1), "along the time axis"),
+    "transposed, not reshaped": (lambda x: x.transpose(1, 2), "not concatenated"),
+    "time and features merged per head": (lambda x: x.reshape(x.shape[0], x.shape[1], -1), "time and feature axes"),
+    ".view after .transpose (crashes)": (lambda x: x.transpose(1, 2).view(x.shape[0], x.shape[2], -1), "use .reshape"),
+    "transpose_ in place": (_merge_transpose_inplace, "in place"),
+}
+
+
+def _mhsa(X, W_q, W_k, W_v, W_o, H, *, scale=None, dim=-1, split=split_heads_ok, merge=merge_heads_ok,
+          transpose=True, values=None):
+    Q, K = split(X @ W_q, H), split(X @ W_k, H)  # (B, H, T, D/H)
+    V = split(X @ W_v if values is None else values(X), H)
+    scale = Q.shape[-1] ** 0.5 if scale is None else scale
+    weights = torch.softmax(Q @ (K.transpose(-2, -1) if transpose else K) / scale, dim=dim)  # (B, H, T, T)
+    return merge(weights @ V) @ W_o, weights
+
+
+def _mhsa_concat_weights(X, W_q, W_k, W_v, W_o, H):
+    _, weights = mhsa_ok(X, W_q, W_k, W_v, W_o, H)
+    return merge_heads_ok(weights) @ W_o, weights  # (B, T, H*T) @ (D, D): runs only when H*T = D
+
+
+def _mhsa_averaged(X, W_q, W_k, W_v, W_o, H):
+    out, weights = mhsa_ok(X, W_q, W_k, W_v, W_o, H)
+    return out, weights.mean(dim=1)  # (B, T, T), nn.MultiheadAttention's default
+
+
+def _strided_split(x, H):
+    B, T, D = x.shape
+    return x.view(B, T, D // H, H).permute(0, 3, 1, 2)
+
+
+MHSA_WRONG = {
+    "concatenates the heads' attention weights": (_mhsa_concat_weights, "attention *weights*"),
+    "no output projection": (lambda X, Wq, Wk, Wv, Wo, H: _mhsa(X, Wq, Wk, Wv, torch.eye(X.shape[-1]), H),
+                             "no output projection"),
+    "scaled by sqrt(D)": (lambda X, Wq, Wk, Wv, Wo, H: _mhsa(X, Wq, Wk, Wv, Wo, H, scale=X.shape[-1] ** 0.5),
+                          "the model width"),
+    "not scaled": (lambda X, Wq, Wk, Wv, Wo, H: _mhsa(X, Wq, Wk, Wv, Wo, H, scale=1.0), "did not divide"),
+    "softmax over the queries": (lambda X, Wq, Wk, Wv, Wo, H: _mhsa(X, Wq, Wk, Wv, Wo, H, dim=2), "over the queries"),
+    "softmax over the heads": (lambda X, Wq, Wk, Wv, Wo, H: _mhsa(X, Wq, Wk, Wv, Wo, H, dim=1), "over the heads"),
+    "no split: one head, weights (B, 1, T, T)": (
+        lambda X, Wq, Wk, Wv, Wo, H: _mhsa(X, Wq, Wk, Wv, Wo, 1), "one head of full width"),
+    "no split: one head, weights (B, T, T)": (
+        lambda X, Wq, Wk, Wv, Wo, H: (lambda o, w: (o, w[:, 0]))(*_mhsa(X, Wq, Wk, Wv, Wo, 1)),
+        "one head of full width"),
+    "heads' weights averaged": (_mhsa_averaged, "averaged the heads' weights"),
+    "split with a plain reshape": (
+        lambda X, Wq, Wk, Wv, Wo, H: _mhsa(X, Wq, Wk, Wv, Wo, H, split=lambda t, H: t.reshape(
+            t.shape[0], H, t.shape[1], -1)), "plain reshape to (B, H, T, D/H)"),
+    "strided split": (lambda X, Wq, Wk, Wv, Wo, H: _mhsa(X, Wq, Wk, Wv, Wo, H, split=_strided_split),
+                      "every H-th feature"),
+    "merged without the transpose": (
+        lambda X, Wq, Wk, Wv, Wo, H: _mhsa(X, Wq, Wk, Wv, Wo, H, merge=lambda t: t.reshape(
+            t.shape[0], t.shape[2], -1)), "merged with a plain reshape"),
+    "W_o transposed": (lambda X, Wq, Wk, Wv, Wo, H: _mhsa(X, Wq, Wk, Wv, Wo.T, H), "W_o is used transposed"),
+    "K not transposed (runs when D/H = T)": (
+        lambda X, Wq, Wk, Wv, Wo, H: _mhsa(X, Wq, Wk, Wv, Wo, H, transpose=False), "not by K transposed"),
+    "X as the values": (lambda X, Wq, Wk, Wv, Wo, H: _mhsa(X, Wq, Wk, Wv, Wo, H, values=lambda X: X), "X itself"),
+    "returns (weights, output)": (lambda *args: mhsa_ok(*args)[::-1], "(output, weights)"),
+}
+
+PARAM_COUNT_WRONG = {
+    "scales with H": (lambda D, H, bias: H * mha_parameter_count_ok(D, H, bias), "does not depend on H"),
+    "one head's share": (lambda D, H, bias: mha_parameter_count_ok(D, H, bias) // H, "one head's share"),
+    "forgets W_o": (lambda D, H, bias: 3 * D * D + (3 * D if bias else 0), "output projection W_o"),
+    "forgets the biases": (lambda D, H, bias: 4 * D * D, "left out the biases"),
+    "ignores bias=False": (lambda D, H, bias: 4 * D * D + 4 * D, "bias=False"),
+    "W_o without a bias": (lambda D, H, bias: 4 * D * D + (3 * D if bias else 0), "W_o has a bias too"),
+    "H heads of (D/H)×(D/H)": (lambda D, H, bias: 4 * H * (D // H) ** 2 + (4 * D if bias else 0), "D×(D/H)"),
+    "D² + D, one projection": (lambda D, H, bias: D * D + D, "should be"),
+    "a fraction": (lambda D, H, bias: 4 * D * D / 3 + 1, "whole number"),
+    "forgets to return": (lambda D, H, bias: None, "return"),
+}
+
+# --------------------------------------------------------------------------- chapter 7: solutions and wrong answers
+
+
+def sinusoidal_encoding_ok(num_positions, d_model):
+    p = torch.arange(num_positions, dtype=torch.float64)[:, None]  # (P, 1)
+    omega = 10000.0 ** (-torch.arange(0, d_model, 2, dtype=torch.float64) / d_model)  # (D/2,)
+    pe = torch.zeros(num_positions, d_model)
+    pe[:, 0::2], pe[:, 1::2] = torch.sin(p * omega), torch.cos(p * omega)
+    return pe  # (P, D)
+
+
+def rotate_pairs_ok(x):
+    T, E = x.shape[-2:]
+    angles = torch.arange(T)[:, None] * 10000.0 ** (-torch.arange(0, E, 2) / E)  # (T, E/2)
+    cos, sin = angles.cos(), angles.sin()
+    even, odd = x[..., 0::2], x[..., 1::2]  # (..., T, E/2)
+    return torch.stack([even * cos - odd * sin, even * sin + odd * cos], dim=-1).flatten(-2)  # (..., T, E)
+
+
+def adds_distinct_positions_ok(add_pe, B, T, D):
+    added = add_pe(torch.zeros(B, T, D))  # (B, T, D)
+    same_for_every_sequence = torch.allclose(added, added[:1].expand_as(added))
+    distinct = all(not torch.allclose(added[0, t], added[0, u]) for t in range(T) for u in range(t + 1, T))
+    return same_for_every_sequence and distinct
+
+
+def shift_matrix_ok(k, d_model):
+    omega = 10000.0 ** (-torch.arange(0, d_model, 2, dtype=torch.float64) / d_model)  # (D/2,)
+    c, s = torch.cos(k * omega), torch.sin(k * omega)
+    M = torch.zeros(d_model, d_model, dtype=torch.float64)
+    i = torch.arange(0, d_model, 2)
+    M[i, i], M[i, i + 1], M[i + 1, i], M[i + 1, i + 1] = c, s, -s, c  # sin(a + b), cos(a + b)
+    return M  # (D, D)
+
+
+def _pe(P, D, *, base=10000.0, first=0, exponent=lambda i, D: -2 * i / D, layout="interleaved", swap=False,
+        per_feature=False):
+    p = torch.arange(first, first + P, dtype=torch.float64)[:, None]  # (P, 1)
+    if per_feature:
+        j = torch.arange(D, dtype=torch.float64)
+        angles = p * base ** (-j / D)  # (P, D): every feature its own frequency
+        return torch.where(j % 2 == 0, angles.sin(), angles.cos())
+    angles = p * base ** exponent(torch.arange(D // 2, dtype=torch.float64), D)  # (P, D/2)
+    a, b = (angles.cos(), angles.sin()) if swap else (angles.sin(), angles.cos())
+    if layout == "halves":
+        return torch.cat([a, b], dim=-1)
+    return torch.stack([a, b], dim=-1).flatten(-2)  # (P, D)
+
+
+SINUSOIDAL_WRONG = {
+    "sin and cos swapped": (lambda P, D: _pe(P, D, swap=True), "swapped"),
+    "exponent i/D": (lambda P, D: _pe(P, D, exponent=lambda i, D: -i / D), "you used ω_i = 10000^(-i/D)"),
+    "a frequency per feature": (lambda P, D: _pe(P, D, per_feature=True), "share one frequency"),
+    "sines, then cosines": (lambda P, D: _pe(P, D, layout="halves"), "all the sines first"),
+    "base 1000": (lambda P, D: _pe(P, D, base=1000.0), "not 1000"),
+    "positions from 1": (lambda P, D: _pe(P, D, first=1), "start at 1"),
+    "frequencies grow": (lambda P, D: _pe(P, D, exponent=lambda i, D: 2 * i / D), "grow with i"),
+    "transposed, (D, P)": (lambda P, D: _pe(P, D).T, "transposed"),
+    "sines only, (P, D/2)": (lambda P, D: _pe(P, D)[:, 0::2], "should have shape"),
+}
+
+
+def _rope(x, *, sign=1.0, first=0, exponent=lambda i, E: -2 * i / E, same_angle=False):
+    T, E = x.shape[-2:]
+    p = torch.arange(first, first + T, dtype=torch.float64)[:, None]  # (T, 1)
+    omega = torch.ones(E // 2) if same_angle else 10000.0 ** exponent(torch.arange(E // 2, dtype=torch.float64), E)
+    angles = sign * p * omega  # (T, E/2)
+    cos, sin = angles.cos().float(), angles.sin().float()
+    even, odd = x[..., 0::2], x[..., 1::2]
+    return torch.stack([even * cos - odd * sin, even * sin + odd * cos], dim=-1).flatten(-2)
+
+
+def _rope_rotate_half(x):
+    T, E = x.shape[-2:]
+    angles = torch.arange(T)[:, None] * 10000.0 ** (-torch.arange(0, E, 2) / E)  # (T, E/2)
+    cos, sin = torch.cat([angles.cos()] * 2, dim=-1), torch.cat([angles.sin()] * 2, dim=-1)  # (T, E)
+    x1, x2 = x[..., : E // 2], x[..., E // 2:]
+    return x * cos + torch.cat([-x2, x1], dim=-1) * sin  # Hugging Face's rotate_half
+
+
+def _rope_in_place(x):
+    T, E = x.shape[-2:]
+    angles = torch.arange(T)[:, None] * 10000.0 ** (-torch.arange(0, E, 2) / E)
+    cos, sin = angles.cos(), angles.sin()
+    even, odd = x[..., 0::2].clone(), x[..., 1::2].clone()
+    x[..., 0::2] = even * cos - odd * sin  # writes into the caller's tensor
+    x[..., 1::2] = even * sin + odd * cos
+    return x
+
+
+def _rope_shape_1(x):
+    T, E = x.shape[1], x.shape[-1]  # T taken from dim 1: right only for (B, T, E)
+    angles = torch.arange(T)[:, None] * 10000.0 ** (-torch.arange(0, E, 2) / E)
+    cos, sin = angles.cos(), angles.sin()
+    even, odd = x[..., 0::2], x[..., 1::2]
+    return torch.stack([even * cos - odd * sin, even * sin + odd * cos], dim=-1).flatten(-2)
+
+
+def _rope_no_sin(x):
+    T, E = x.shape[-2:]
+    cos = (torch.arange(T)[:, None] * 10000.0 ** (-torch.arange(0, E, 2) / E)).cos()  # (T, E/2)
+    return torch.stack([x[..., 0::2] * cos, x[..., 1::2] * cos], dim=-1).flatten(-2)
+
+
+def _rope_wrong_partner(x):
+    T, E = x.shape[-2:]
+    angles = torch.arange(T)[:, None] * 10000.0 ** (-torch.arange(0, E, 2) / E)
+    cos, sin = angles.cos(), angles.sin()
+    even, odd = x[..., 0::2], x[..., 1::2]
+    return torch.stack([even * cos - even * sin, odd * sin + odd * cos], dim=-1).flatten(-2)  # no mixing
+
+
+def _rope_reflection(x):
+    T, E = x.shape[-2:]
+    angles = torch.arange(T)[:, None] * 10000.0 ** (-torch.arange(0, E, 2) / E)
+    cos, sin = angles.cos(), angles.sin()
+    even, odd = x[..., 0::2], x[..., 1::2]
+    return torch.stack([even * cos + odd * sin, even * sin - odd * cos], dim=-1).flatten(-2)  # a reflection
+
+
+ROTATE_WRONG = {
+    "rotates the other way": (lambda x: _rope(x, sign=-1.0), "other way"),
+    "rotate_half layout (i, i + E/2)": (_rope_rotate_half, "rotate_half"),
+    "positions from 1": (lambda x: _rope(x, first=1), "start at 1"),
+    "one angle for every pair": (lambda x: _rope(x, same_angle=True), "same angle"),
+    "exponent i/E": (lambda x: _rope(x, exponent=lambda i, E: -i / E), "you used ω_i = 10000^(-i/E)"),
+    "adds the sinusoidal encoding": (lambda x: x + sinusoidal_encoding(*x.shape[-2:]), "added the sinusoidal"),
+    "no sin terms": (_rope_no_sin, "left out the sin terms"),
+    "sin term with the wrong feature": (_rope_wrong_partner, "length of every pair"),
+    "in place": (_rope_in_place, "in place"),
+    "T from dim 1": (_rope_shape_1, "not x.shape[1]"),
+    "a reflection": (_rope_reflection, "should be"),
+}
+
+
+def _ad_added(add_pe, B, T, D):
+    return add_pe(torch.zeros(B, T, D))
+
+
+def _ad_same(a):
+    return torch.allclose(a, a[:1].expand_as(a))
+
+
+def _ad_distinct(v):
+    return all(not torch.allclose(v[t], v[u]) for t in range(len(v)) for u in range(t + 1, len(v)))
+
+
+ADDS_DISTINCT_WRONG = {
+    "only checks that the positions differ": (
+        lambda add_pe, B, T, D: _ad_distinct(_ad_added(add_pe, B, T, D)[0]), "only checked that the positions"),
+    "only checks that the sequences agree": (
+        lambda add_pe, B, T, D: _ad_same(_ad_added(add_pe, B, T, D)), "only checked that every sequence"),
+    "axes swapped": (
+        lambda add_pe, B, T, D: (lambda a: _ad_distinct(a[:, 0]) and torch.allclose(a, a[:, :1].expand_as(a)))(
+            _ad_added(add_pe, B, T, D)), "axes are swapped"),
+    "anything added": (
+        lambda add_pe, B, T, D: bool(_ad_added(add_pe, B, T, D).abs().sum() > 0), "anything was added"),
+    "neighbours only": (
+        lambda add_pe, B, T, D: (lambda a: _ad_same(a) and all(
+            not torch.allclose(a[0, t], a[0, t + 1]) for t in range(T - 1)))(_ad_added(add_pe, B, T, D)),
+        "only some positions"),
+    "first two positions only": (
+        lambda add_pe, B, T, D: (lambda a: _ad_same(a) and not torch.allclose(a[0, 0], a[0, 1]))(
+            _ad_added(add_pe, B, T, D)), "only some positions"),
+    "always True": (lambda add_pe, B, T, D: True, "True for every add_pe"),
+    "entrywise comparison": (
+        lambda add_pe, B, T, D: (lambda a: a == a[:1])(_ad_added(add_pe, B, T, D)), "one bool"),
+    "feeds sequence-first zeros (T, B, D)": (
+        lambda add_pe, B, T, D: adds_distinct_positions_ok(lambda x: add_pe(x), T, B, D), "batch-first input"),
+    ".numpy() on a learned embedding's output": (
+        lambda add_pe, B, T, D: (lambda a: bool(np.allclose(a, a[:1])))(_ad_added(add_pe, B, T, D).numpy()),
+        ".detach() it before .numpy()"),
+}
+
+
+def _blocks(k, D, *, sign=1.0, halves=False, omega=None):
+    omega = 10000.0 ** (-torch.arange(0, D, 2, dtype=torch.float64) / D) if omega is None else omega
+    c, s = torch.cos(k * omega), torch.sin(k * omega)
+    M = torch.zeros(D, D, dtype=torch.float64)
+    i = torch.arange(D // 2)
+    a, b = (i, i + D // 2) if halves else (2 * i, 2 * i + 1)
+    M[a, a], M[a, b], M[b, a], M[b, b] = c, sign * s, -sign * s, c
+    return M
+
+
+SHIFT_WRONG = {
+    "textbook rotation [[cos, -sin], [sin, cos]]": (lambda k, D: _blocks(k, D, sign=-1.0), "M_{-k}"),
+    "rows convention, PE(p + k) = PE(p) M": (lambda k, D: shift_matrix_ok(k, D).T, "M_{-k}"),
+    "one angle k for every pair": (lambda k, D: _blocks(k, D, omega=torch.ones(D // 2, dtype=torch.float64)),
+                                   "same angle k"),
+    "forgets k": (lambda k, D: _blocks(1, D), "not ω_i"),
+    "pairs (i, i + D/2)": (lambda k, D: _blocks(k, D, halves=True), "(i, i + D/2)"),
+    "the identity": (lambda k, D: torch.eye(D), "identity only for k = 0"),
+    "exponent i/D": (lambda k, D: _blocks(k, D, omega=10000.0 ** (-torch.arange(D // 2, dtype=torch.float64) / D)),
+                     "you used ω_i = 10000^(-i/D)"),
+}
+
+
 CASES = [
     (checks.check_softmax, softmax_ok, SOFTMAX_WRONG),
     (checks.check_attention_weights, weights_ok, WEIGHTS_WRONG),
@@ -1028,6 +1354,14 @@ CASES = [
     (checks.check_padding_mask, padding_mask_ok, PADDING_MASK_WRONG),
     (checks.check_decoder_mask, decoder_mask_ok, DECODER_MASK_WRONG),
     (checks.check_is_permutation_equivariant, is_permutation_equivariant_ok, EQUIVARIANCE_WRONG),
+    (checks.check_split_heads, split_heads_ok, SPLIT_HEADS_WRONG),
+    (checks.check_merge_heads, merge_heads_ok, MERGE_HEADS_WRONG),
+    (checks.check_multihead_self_attention, mhsa_ok, MHSA_WRONG),
+    (checks.check_mha_parameter_count, mha_parameter_count_ok, PARAM_COUNT_WRONG),
+    (checks.check_sinusoidal_encoding, sinusoidal_encoding_ok, SINUSOIDAL_WRONG),
+    (checks.check_rotate_pairs, rotate_pairs_ok, ROTATE_WRONG),
+    (checks.check_adds_distinct_positions, adds_distinct_positions_ok, ADDS_DISTINCT_WRONG),
+    (checks.check_shift_matrix, shift_matrix_ok, SHIFT_WRONG),
 ]
 
 
@@ -1095,3 +1429,35 @@ def test_running_sum_probe_differs_only_by_rounding():
     assert not torch.equal(before, after) and torch.allclose(before, after)
     name, fn, X, perm = checks._equivariance_probes()[0]
     assert torch.equal(fn(X[:, perm]), fn(X)[:, perm])  # the square of each token: exactly equivariant
+
+
+def test_mha_inputs_show_the_scale():
+    """The multi-head check's inputs are not saturated: sqrt(D/H), sqrt(D) and no scale give different weights."""
+    for seed, (B, T, D, H) in ((73, (2, 4, 8, 2)), (78, (3, 5, 12, 3))):
+        X, W_q, W_k, W_v, W_o = checks._mha_inputs(seed, B, T, D)
+        right = checks._mha_heads(X, W_q, W_k, W_v, H)[1]  # (B, H, T, T)
+        assert right.max() < 0.9  # no row is (nearly) one-hot
+        for scale in (D**0.5, 1.0):
+            assert (right - checks._mha_heads(X, W_q, W_k, W_v, H, scale=scale)[1]).abs().max() > 0.05
+
+
+def test_mha_parameter_count_is_ours_and_torchs():
+    """The count the check takes from nn.MultiheadAttention is that of our MultiHeadAttention, 4·D² + 4·D."""
+    from attention_course import MultiHeadAttention
+
+    for D, H, bias in ((64, 4, True), (64, 16, False)):
+        ours = sum(p.numel() for p in MultiHeadAttention(D, H, bias=bias).parameters())
+        theirs = sum(p.numel() for p in torch.nn.MultiheadAttention(D, H, bias=bias).parameters())
+        assert ours == theirs == mha_parameter_count_ok(D, H, bias)
+
+
+def test_position_adder_probes_say_what_they_do():
+    """Each probe of check_adds_distinct_positions has the right answer it claims (by the reference solution), and
+    the sequence-first probe really gives every token of a sequence the same vector."""
+    probes = checks._position_adder_probes()
+    for name, add_pe, (B, T, D), right, _ in probes:
+        assert adds_distinct_positions_ok(add_pe, B, T, D) == right, name
+    assert {right for *_, right, _ in probes} == {True, False}
+    _, sequence_first, (B, T, D), _, _ = next(p for p in probes if "sequence-first" in p[0])
+    added = sequence_first(torch.zeros(B, T, D))  # (B, T, D)
+    assert torch.equal(added[:, 0], added[:, -1]) and not torch.equal(added[0], added[1])
