@@ -16,6 +16,7 @@ from torch import nn
 
 from ._validate import require_float, shape_str
 from .attention import scaled_dot_product_attention
+from .positional import rotary_embedding
 
 __all__ = ["split_heads", "merge_heads", "MultiHeadAttention"]
 
@@ -54,6 +55,10 @@ class MultiHeadAttention(nn.Module):
         d_model: model width D; must be divisible by ``num_heads``.
         num_heads: number of heads H; each head has size D/H.
         bias: whether the four projections have biases.
+        rotary: rotate each head's queries and keys by their positions
+            (:func:`~attention_course.positional.rotary_embedding`, positions
+            ``0..L-1`` and ``0..S-1``) before the dot product, so that the
+            scores see relative offsets; values are not rotated (chapter 7).
 
     ``forward(query (B, L, D), key (B, S, D), value (B, S, D), mask=None)``
     returns output (B, L, D) and the per-head weights (B, H, L, S).
@@ -65,14 +70,16 @@ class MultiHeadAttention(nn.Module):
     sequence-first unless ``batch_first=True``.
     """
 
-    def __init__(self, d_model: int, num_heads: int, *, bias: bool = True) -> None:
+    def __init__(self, d_model: int, num_heads: int, *, bias: bool = True, rotary: bool = False) -> None:
         super().__init__()
         for name, n in (("d_model", d_model), ("num_heads", num_heads)):
             if isinstance(n, bool) or not isinstance(n, int) or n < 1:
                 raise ValueError(f"{name} must be a positive int, got {n!r}")
         if d_model % num_heads:
             raise ValueError(f"d_model={d_model} is not divisible by num_heads={num_heads}")
-        self.d_model, self.num_heads = d_model, num_heads
+        if rotary and (d_model // num_heads) % 2:
+            raise ValueError(f"rotary needs an even head size, got d_model/num_heads = {d_model}/{num_heads}")
+        self.d_model, self.num_heads, self.rotary = d_model, num_heads, rotary
         self.q_proj = nn.Linear(d_model, d_model, bias=bias)
         self.k_proj = nn.Linear(d_model, d_model, bias=bias)
         self.v_proj = nn.Linear(d_model, d_model, bias=bias)
@@ -105,6 +112,8 @@ class MultiHeadAttention(nn.Module):
         q = split_heads(self.q_proj(query), H)  # (B, H, L, D/H)
         k = split_heads(self.k_proj(key), H)  # (B, H, S, D/H)
         v = split_heads(self.v_proj(value), H)  # (B, H, S, D/H)
+        if self.rotary:
+            q, k = rotary_embedding(q), rotary_embedding(k)  # positions 0..L-1 and 0..S-1
         if mask is not None and isinstance(mask, torch.Tensor) and mask.dim() == 3:
             mask = mask.unsqueeze(1)  # (B, L, S) -> (B, 1, L, S): one mask for all heads
         out, weights = scaled_dot_product_attention(q, k, v, mask)  # (B, H, L, D/H), (B, H, L, S)

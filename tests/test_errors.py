@@ -274,3 +274,9 @@ def test_learned_embedding_sizes_must_be_positive_ints():
 def test_vector_shapes_print_as_tuples():
     with pytest.raises(ValueError, match=r"got shape \(3,\)"):
         split_heads(torch.randn(3), 1)
+
+
+def test_rotary_multihead_needs_an_even_head_size() -> None:
+    with pytest.raises(ValueError, match="even head size"):
+        MultiHeadAttention(6, 2, rotary=True)  # head size 3
+    MultiHeadAttention(8, 2, rotary=True)  # head size 4 is fine

@@ -255,6 +255,43 @@ def test_rotary_default_positions_and_batches(seed: int, B: int, T: int, half_E:
         torch.testing.assert_close(out[..., 2 * i + 1], x0 * s_ + x1 * c, atol=1e-12, rtol=0)
 
 
+@given(seed=seeds, B=batch_sizes, T=st.integers(2, 7), H=st.integers(1, 3), half_E=st.integers(1, 3))
+def test_rotary_multihead_weights_depend_only_on_the_offset(seed: int, B: int, T: int, H: int, half_E: int) -> None:
+    """With rotary=True and one token at every position, the score of (i, j) is a function of i - j,
+    and the module's weights are the causal softmax of those scores."""
+    torch.manual_seed(seed)
+    D = H * 2 * half_E
+    mha = MultiHeadAttention(D, H, rotary=True).double()
+    token = torch.randn(B, 1, D, generator=generator(seed), dtype=torch.float64)
+    x = token.expand(B, T, D)  # one token repeated: only the positions differ
+    _, w = mha(x, x, x, causal_mask(T))  # (B, H, T, T)
+    q = rotary_embedding(mha.q_proj(x).view(B, T, H, -1).transpose(1, 2))  # (B, H, T, E)
+    k = rotary_embedding(mha.k_proj(x).view(B, T, H, -1).transpose(1, 2))
+    scores = q @ k.transpose(-2, -1)  # (B, H, T, T)
+    for offset in range(-T + 1, T):
+        diag = torch.diagonal(scores, offset=-offset, dim1=-2, dim2=-1)  # entries with i - j = offset
+        torch.testing.assert_close(diag, diag[..., :1].expand_as(diag), atol=1e-9, rtol=1e-9)
+    torch.testing.assert_close(w, torch.softmax(scores.masked_fill(~causal_mask(T), float("-inf")) / (D // H) ** 0.5, -1))
+
+
+@given(seed=seeds, B=batch_sizes, L=lengths, S=lengths, H=st.integers(1, 3), half_E=st.integers(1, 3))
+def test_rotary_multihead_matches_torch_sdpa_on_rotated_heads(seed, B, L, S, H, half_E) -> None:
+    """Our rotary module = rotate each head's q and k, then torch's own scaled_dot_product_attention."""
+    torch.manual_seed(seed)
+    D = H * 2 * half_E
+    mha = MultiHeadAttention(D, H, rotary=True).double()
+    g = generator(seed)
+    query = torch.randn(B, L, D, generator=g, dtype=torch.float64)
+    memory = torch.randn(B, S, D, generator=g, dtype=torch.float64)
+    out, _ = mha(query, memory, memory)
+    q = rotary_embedding(mha.q_proj(query).view(B, L, H, -1).transpose(1, 2))  # (B, H, L, E)
+    k = rotary_embedding(mha.k_proj(memory).view(B, S, H, -1).transpose(1, 2))  # (B, H, S, E)
+    v = mha.v_proj(memory).view(B, S, H, -1).transpose(1, 2)  # (B, H, S, E), not rotated
+    heads = torch.nn.functional.scaled_dot_product_attention(q, k, v)  # (B, H, L, E)
+    expected = mha.out_proj(heads.transpose(1, 2).reshape(B, L, D))
+    torch.testing.assert_close(out, expected, atol=1e-10, rtol=1e-10)
+
+
 # --- hard attention
 
 
