@@ -7,6 +7,9 @@
   The grammar is made up for the course; it is *like* French, not French.
 - :func:`reverse_digits`: a digit sequence and its reverse, the classic
   long-range task (target position t aligns with source position S - 1 - t).
+- :func:`find_by_colour` (chapter 4): pick the one item of the asked colour.
+- :func:`previous_and_matching` (chapter 6): read two places at once, the
+  previous token and the earlier token with the same symbol.
 
 Every example carries its true **alignment** (for each target token, the source
 position it translates), so a model's attention can be checked against it.
@@ -26,7 +29,7 @@ import torch
 __all__ = [
     "PAD", "BOS", "EOS", "Vocab", "Pair", "Batch",
     "toy_translation", "toy_translation_vocabs", "reverse_digits", "make_batch", "batches", "length_buckets",
-    "FindTask", "find_by_colour",
+    "FindTask", "find_by_colour", "TwoPlacesTask", "previous_and_matching",
 ]
 
 PAD, BOS, EOS = "<pad>", "<bos>", "<eos>"
@@ -333,3 +336,53 @@ def find_by_colour(n: int, length: int = 16, n_symbols: int = 10, n_colours: int
     colours[torch.arange(n), position] = query
     target = symbols[torch.arange(n), position]
     return FindTask(symbols, colours, query, position, target)
+
+
+@dataclass(frozen=True)
+class TwoPlacesTask:
+    """Sequences of T = 2·``half`` tokens, each a (symbol, value) pair; chapter 6's task.
+
+    The first half holds ``half`` distinct symbols; the second half the same
+    symbols in another order, with fresh values. For each second-half position
+    t = half + i the answer has two parts, found at two different places:
+
+    - ``prev`` (N, half): the value of the token just before, at t - 1;
+    - ``match`` (N, half): the value of the first-half token with the same
+      symbol as token t, at position ``match_position`` (N, half).
+
+    ``symbols`` and ``values`` are (N, T) long.
+    """
+
+    symbols: torch.Tensor
+    values: torch.Tensor
+    prev: torch.Tensor
+    match: torch.Tensor
+    match_position: torch.Tensor
+
+    def __len__(self) -> int:
+        return self.symbols.shape[0]
+
+    def __getitem__(self, index: slice | torch.Tensor) -> "TwoPlacesTask":
+        return TwoPlacesTask(self.symbols[index], self.values[index], self.prev[index],
+                             self.match[index], self.match_position[index])
+
+
+def previous_and_matching(n: int, half: int = 8, n_symbols: int = 16, n_values: int = 8, *,
+                          seed: int = 0) -> TwoPlacesTask:
+    """``n`` examples of :class:`TwoPlacesTask`: each answer needs two tokens at two places.
+
+    One softmax over the positions can put its weight on one place, or split
+    it; two heads can each take one place (chapter 6).
+    """
+    if n < 1 or half < 1 or n_symbols < half or n_values < 2:
+        raise ValueError(f"need n >= 1, half >= 1, n_symbols >= half, n_values >= 2; "
+                         f"got n={n}, half={half}, n_symbols={n_symbols}, n_values={n_values}")
+    g = torch.Generator().manual_seed(seed)
+    first = torch.rand(n, n_symbols, generator=g).argsort(dim=1)[:, :half]  # (N, half): distinct symbols
+    order = torch.rand(n, half, generator=g).argsort(dim=1)  # (N, half): a permutation per example
+    second = torch.gather(first, 1, order)  # (N, half): the same symbols, reordered
+    symbols = torch.cat([first, second], dim=1)  # (N, T)
+    values = torch.randint(n_values, (n, 2 * half), generator=g)  # (N, T)
+    prev = values[:, half - 1 : 2 * half - 1]  # (N, half): the value at t - 1 for t = half..T-1
+    match = torch.gather(values, 1, order)  # (N, half): the value where the same symbol stood
+    return TwoPlacesTask(symbols, values, prev, match, order)

@@ -30,7 +30,8 @@ from . import reference, viz
 from .scores import SCORE_RULES, make_score
 
 __all__ = ["Explorer", "softmax_temperature_explorer", "scoring_rule_explorer", "heatmap_explorer", "decoder_steps_explorer",
-           "prediction_steps_explorer", "topk_explorer", "mask_explorer"]
+           "prediction_steps_explorer", "topk_explorer", "mask_explorer",
+           "positional_explorer"]
 
 
 class Explorer:
@@ -368,3 +369,68 @@ def mask_explorer(
         ax.set_title(f"{name}: True (✓) = may attend")
 
     return Explorer(draw, names, names, description="mask", figsize=(2.6 + 0.5 * S, 1.6 + 0.45 * L))
+
+
+def positional_explorer(
+    pe: torch.Tensor | np.ndarray,
+    frames: Sequence[int] | None = None,
+    *,
+    over: str = "position",
+    labels: Sequence[str] | None = None,
+) -> Explorer:
+    """Step through a position table (P, D) by position or by dimension (chapter 7).
+
+    ``over="position"``: each frame marks one position p on the table and draws
+    the vector PE(p) and its similarity PE(p)·PE(q) / PE(p)·PE(p) with every
+    position q. ``over="dimension"``: each frame marks one dimension and draws
+    its value against the position, to read its wavelength. ``frames`` are the
+    positions (or dimensions) to offer, by default at most 16 evenly spaced.
+    """
+    table = viz.to_numpy(pe).astype(np.float64)
+    if table.ndim != 2:
+        raise ValueError(f"pe must be a (P, D) table, got shape {table.shape}")
+    if over not in ("position", "dimension"):
+        raise ValueError(f"over must be 'position' or 'dimension', got {over!r}")
+    P, D = table.shape
+    n = P if over == "position" else D
+    if frames is None:
+        frames = list(range(0, n, max(1, -(-n // 16))))
+    frames = [int(f) for f in frames]
+    if not frames or min(frames) < 0 or max(frames) >= n:
+        raise ValueError(f"frames must be {over}s in 0..{n - 1}, got {frames}")
+    if labels is None:
+        labels = [f"{over} {f}" for f in frames]
+    vmax = float(np.abs(table).max()) or 1.0
+
+    def draw(f: int, fig: Figure) -> None:
+        if over == "position":
+            ax_table, ax_vec, ax_sim = fig.subplots(1, 3, gridspec_kw={"width_ratios": [1.1, 1, 1]})
+        else:
+            ax_table, ax_vec = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.1, 2]})
+        ax_table.imshow(table, cmap="RdBu_r", vmin=-vmax, vmax=vmax, aspect="auto", interpolation="nearest")
+        ax_table.set_xlabel("dimension")
+        ax_table.set_ylabel("position")
+        if over == "position":
+            ax_table.axhline(f, color="black", lw=1.5)
+            ax_table.set_title(f"the table, position {f} marked")
+            ax_vec.plot(range(D), table[f], color="C0", marker=".", lw=1)
+            ax_vec.set_xlabel("dimension")
+            ax_vec.set_title(f"PE({f}), dimension by dimension")
+            sim = table @ table[f] / max(float(table[f] @ table[f]), 1e-12)  # (P,)
+            ax_sim.plot(range(P), sim, color="C1", lw=1.5)
+            ax_sim.axvline(f, color="C1", ls=":", lw=1)
+            ax_sim.axhline(0, color="grey", lw=0.5)
+            ax_sim.set_ylim(-1.1, 1.1)
+            ax_sim.set_xlabel("position q")
+            ax_sim.set_title(f"PE({f})·PE(q) / PE({f})·PE({f})")
+        else:
+            ax_table.axvline(f, color="black", lw=1.5)
+            ax_table.set_title(f"the table, dimension {f} marked")
+            ax_vec.plot(range(P), table[:, f], color="C0", lw=1.5, marker=".")
+            ax_vec.set_xlabel("position")
+            ax_vec.set_title(f"dimension {f} along the positions")
+        ax_vec.set_ylim(-1.15 * vmax, 1.15 * vmax)
+        ax_vec.axhline(0, color="grey", lw=0.5)
+        fig.tight_layout()
+
+    return Explorer(draw, frames, list(labels), description=over, figsize=(11.0, 3.4))

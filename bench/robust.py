@@ -38,6 +38,12 @@ HEADLINES = {
                           "var_gumbel_st": "ST var {:.3g}"},
     "05_self_attention": {"exp_attn_n": "attn ~n^{:.2f}", "exp_rnn_d": "rnn ~d^{:.2f}",
                           "time_ratio_large": "rnn/attn time {:.1f}× at n=1024", "path_rnn": "rnn grad {:.0e}"},
+    "06_multi_head_attention": {"one_both": "1 head both {:.2f}", "one_learned": "1 head learns {}",
+                                "multi_both_min": "2-8 heads ≥{:.3f}", "h2_match_head": "match head {:.2f}",
+                                "ffn_both": "1 head+FFN {:.2f}", "time_8": "8 heads {:.1f}× time"},
+    "07_positional_encoding": {"beyond_learned": "past N: learned {:.2f}", "beyond_sinusoidal": "sinusoidal {:.2f}",
+                               "beyond_rotary": "rotary {:.2f}", "beyond_window": "rotary+window {:.2f}",
+                               "max_shift_error": "M_k error {}"},
 }
 
 

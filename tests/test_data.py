@@ -303,3 +303,36 @@ def test_length_buckets_leave_out_lengths_outside_the_edges(translation) -> None
     buckets = data.length_buckets(pairs, [5, 10])
     assert list(buckets) == [(5, 10)]
     assert len(buckets[(5, 10)]) == sum(5 <= len(p.source) < 10 for p in pairs)
+
+
+# --- chapter 6: previous_and_matching
+
+
+@given(n=st.integers(1, 20), half=st.integers(1, 6), extra=st.integers(0, 4), n_values=st.integers(2, 5),
+       seed=st.integers(0, 10**6))
+def test_previous_and_matching_answers_are_where_the_task_says(n, half, extra, n_values, seed):
+    task = data.previous_and_matching(n, half, half + extra, n_values, seed=seed)
+    T = 2 * half
+    assert task.symbols.shape == task.values.shape == (n, T) and len(task) == n
+    for b in range(n):
+        s, v = task.symbols[b].tolist(), task.values[b].tolist()
+        assert len(set(s[:half])) == half and sorted(s[:half]) == sorted(s[half:])  # same symbols, reordered
+        assert max(v) < n_values and max(s) < half + extra
+        for i in range(half):
+            t = half + i
+            j = int(task.match_position[b, i])
+            assert j < half and s[j] == s[t]  # the one earlier token with the same symbol
+            assert task.match[b, i] == v[j] and task.prev[b, i] == v[t - 1]
+
+
+def test_previous_and_matching_is_seeded_and_sliceable():
+    a, b = data.previous_and_matching(50, seed=3), data.previous_and_matching(50, seed=3)
+    assert torch.equal(a.symbols, b.symbols) and torch.equal(a.match, b.match)
+    assert not torch.equal(a.values, data.previous_and_matching(50, seed=4).values)
+    part = a[10:20]
+    assert len(part) == 10 and torch.equal(part.prev, a.prev[10:20])
+
+
+def test_previous_and_matching_rejects_impossible_sizes():
+    with pytest.raises(ValueError, match="n_symbols >= half"):
+        data.previous_and_matching(4, half=8, n_symbols=5)

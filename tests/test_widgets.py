@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+import attention_course as ac
 from attention_course import widgets
 
 matplotlib.use("Agg")
@@ -165,3 +166,27 @@ def test_mask_explorer_draws_each_mask_and_checks_its_inputs():
         widgets.mask_explorer({"f": torch.ones(3, 3)})
     with pytest.raises(ValueError, match=r"mask 'v' must be a 2-D bool array"):
         widgets.mask_explorer({"v": torch.ones(3, dtype=torch.bool)})
+
+
+def test_positional_explorer_marks_the_frame_and_draws_its_row_or_column():
+    pe = ac.sinusoidal_encoding(20, 8)  # (P, D)
+    ex = widgets.positional_explorer(pe, [0, 3, 7])
+    assert ex.labels == ["position 0", "position 3", "position 7"] and ex.values == [0, 3, 7]
+    fig = ex.figure(1)
+    ax_table, ax_vec, ax_sim = fig.axes
+    np.testing.assert_allclose(np.asarray(ax_table.images[0].get_array()), pe.numpy(), rtol=1e-6)
+    assert ax_table.lines[0].get_ydata()[0] == 3                         # the marked row is position 3
+    np.testing.assert_allclose(ax_vec.lines[0].get_ydata(), pe[3].numpy(), rtol=1e-6)  # PE(3) by dimension
+    sim = ax_sim.lines[0].get_ydata()
+    assert np.argmax(sim) == 3 and np.isclose(sim[3], 1.0)              # most like itself, scaled to 1
+    by_dim = widgets.positional_explorer(pe, over="dimension")
+    assert by_dim.values == list(range(8))                               # at most 16 frames: every dimension
+    np.testing.assert_allclose(by_dim.figure(2).axes[1].lines[0].get_ydata(), pe[:, 2].numpy(), rtol=1e-6)
+    assert len(widgets.positional_explorer(torch.zeros(100, 4)).values) <= 16
+    assert "anim-slider" in ex.to_jshtml()
+    with pytest.raises(ValueError, match=r"pe must be a \(P, D\) table, got shape \(20,\)"):
+        widgets.positional_explorer(pe[:, 0])
+    with pytest.raises(ValueError, match="over must be 'position' or 'dimension'"):
+        widgets.positional_explorer(pe, over="row")
+    with pytest.raises(ValueError, match=r"frames must be positions in 0..19"):
+        widgets.positional_explorer(pe, [0, 20])

@@ -118,7 +118,9 @@ def test_the_book_has_its_pages():
                 "chapters/02_soft_attention_exercises.html", "chapters/03_scoring_functions.html",
                 "chapters/03_scoring_functions_exercises.html", "chapters/04_hard_attention.html",
                 "chapters/04_hard_attention_exercises.html", "chapters/05_self_attention.html",
-                "chapters/05_self_attention_exercises.html"}
+                "chapters/05_self_attention_exercises.html", "chapters/06_multi_head_attention.html",
+                "chapters/06_multi_head_attention_exercises.html", "chapters/07_positional_encoding.html",
+                "chapters/07_positional_encoding_exercises.html"}
     assert expected <= set(PAGES), expected - set(PAGES)
 
 
@@ -191,7 +193,8 @@ def test_exercise_launch_buttons_open_the_student_version(browser, server):
 
 EXPLORER_PAGES = ["chapters/00_attention_in_one_page.html", "chapters/01_seq2seq_bottleneck.html",
                   "chapters/02_soft_attention.html", "chapters/03_scoring_functions.html",
-                  "chapters/04_hard_attention.html", "chapters/05_self_attention.html"]
+                  "chapters/04_hard_attention.html", "chapters/05_self_attention.html",
+                  "chapters/06_multi_head_attention.html", "chapters/07_positional_encoding.html"]
 
 
 @pytest.mark.parametrize("page_path", EXPLORER_PAGES)
