@@ -17,11 +17,21 @@ scores; a fully masked row gets zero weights and a zero output.
 Modules, each one concept; dependencies point one way
 (masks -> scores -> attention -> multihead):
 ``reference`` (NumPy), ``masks``, ``scores``, ``attention``, ``multihead``,
-``positional``, ``viz`` (plotting only), ``seeding``.
+``positional``, ``transformer`` (the encoder-decoder of chapter 8), ``efficient``
+(online softmax, tiled and linear attention, the KV cache: chapter 10),
+``viz`` (plotting only), ``seeding``, ``timing``.
 """
 
 from .attention import attend, hard_attention, masked_softmax, scaled_dot_product_attention, softmax
-from .masks import causal_mask, padding_mask
+from .efficient import (
+    CausalSelfAttention,
+    KVCache,
+    elu_feature_map,
+    linear_attention,
+    online_softmax,
+    tiled_attention,
+)
+from .masks import causal_mask, padding_mask, sliding_window_mask
 from .multihead import MultiHeadAttention, merge_heads, split_heads
 from .positional import (
     LearnedPositionalEmbedding,
@@ -49,6 +59,13 @@ __all__ = [
     "hard_attention",
     "causal_mask",
     "padding_mask",
+    "sliding_window_mask",
+    "online_softmax",
+    "tiled_attention",
+    "linear_attention",
+    "elu_feature_map",
+    "KVCache",
+    "CausalSelfAttention",
     "dot_scores",
     "scaled_dot_scores",
     "general_scores",

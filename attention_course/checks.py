@@ -69,6 +69,14 @@ __all__ = [
     "check_rotate_pairs",
     "check_adds_distinct_positions",
     "check_shift_matrix",
+    "check_layer_norm",
+    "check_feed_forward",
+    "check_encoder_block",
+    "check_pre_norm_block",
+    "check_online_softmax_update",
+    "check_attention_block_update",
+    "check_cached_attention_step",
+    "check_linear_attention",
 ]
 
 
@@ -2277,3 +2285,701 @@ def check_shift_matrix(shift_matrix: Callable) -> None:
             _compare(f"{label} @ PE(p)", shifted.numpy(), pe[max(0, k): 20 + max(0, k)].numpy(), atol=1e-4,
                      legend=" (20, D): M_k PE(p) must be PE(p + k)")
     print("shift_matrix: correct: M_k turns each pair (sin, cos) by k·ω_i, so M_k PE(p) = PE(p + k).")
+
+
+# --------------------------------------------------------------------------- chapter 8: the Transformer
+
+
+def _reject_known_nan(label: str, got: np.ndarray, expected: torch.Tensor, wrong: dict, atol: float = 1e-8) -> None:
+    """:func:`_reject_known` where a wrong answer may hold NaN in the same places as ``got``."""
+    exp = expected.detach().numpy()
+    if got.shape != exp.shape:
+        return
+    for hint, value in wrong.items():
+        value = value.detach().numpy()
+        if value.shape != got.shape or np.allclose(value, exp, atol=atol, equal_nan=True):
+            continue  # not a mistake these inputs can reveal
+        if np.allclose(got, value, atol=atol, equal_nan=True):
+            raise AssertionError(f"{label}: {hint}")
+
+
+def _ln(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, eps: float, *, dim: int | tuple = -1,
+        correction: int = 0, eps_inside: bool = True, center: bool = True) -> torch.Tensor:
+    """Layer norm with one step changed to make a mistake (the defaults are the right one)."""
+    mean = x.mean(dim=dim, keepdim=True) if center else 0.0
+    var = x.var(dim=dim, keepdim=True, correction=correction)
+    scale = (var + eps).sqrt() if eps_inside else var.sqrt() + eps
+    return gamma * (x - mean) / scale + beta
+
+
+def check_layer_norm(layer_norm: Callable) -> None:
+    """Exercise: ``layer_norm(x (..., D), gamma (D,), beta (D,), eps) -> (..., D)``: each token's D features
+    brought to mean 0 and variance 1 (the biased variance, eps inside the square root), then
+    gamma * x̂ + beta, as ``torch.nn.functional.layer_norm(x, (D,), gamma, beta, eps)``."""
+    with _attempt("layer_norm"):
+        gen = torch.Generator().manual_seed(81)
+        # (T, D); (B, T, D) with a large eps; then B = T = D, where a mean without keepdim still broadcasts
+        for shape, eps, spread in (((4, 6), 1e-5, 2.0), ((2, 5, 8), 0.1, 0.5), ((3, 3, 3), 0.1, 0.5)):
+            D = shape[-1]
+            x = torch.randn(*shape, generator=gen, dtype=torch.float64) * spread + 1.0  # mean 1: not normalised yet
+            gamma = 1.0 + 0.5 * torch.randn(D, generator=gen, dtype=torch.float64)  # (D,)
+            beta = 0.5 * torch.randn(D, generator=gen, dtype=torch.float64)  # (D,)
+            label = f"layer_norm(x, gamma, beta, eps={eps}) for x of shape {shape}"
+            result = _call_with_hint(
+                label, layer_norm, (("x", x), ("gamma", gamma), ("beta", beta), ("eps", eps)),
+                f"x is {shape}: take the mean and the variance over the last axis, dim=-1, with keepdim=True so "
+                f"that they are {shape[:-1] + (1,)} and broadcast against x; gamma and beta (D,) = ({D},) "
+                f"broadcast by themselves",
+            )
+            got = _as_array(label, result)
+            expected = torch.nn.functional.layer_norm(x, (D,), gamma, beta, eps)  # (..., D)
+            wrong = {
+                "you used the unbiased variance, which divides by D - 1 (torch.var and Tensor.std do so by "
+                "default, Bessel's correction): layer norm divides by D, var(dim=-1, unbiased=False) or "
+                "correction=0": _ln(x, gamma, beta, eps, correction=1),
+                "you normalised over the tokens (dim -2), so each *feature* has mean 0 along the sequence, a "
+                "kind of batch norm: layer norm normalises each token's own D features, dim=-1 "
+                "(Ba et al. 2016)": _ln(x, gamma, beta, eps, dim=-2),
+                "you normalised over the whole tensor at once: each token is normalised on its own, over its "
+                "D features, dim=-1 with keepdim=True": _ln(x, gamma, beta, eps, dim=tuple(range(x.dim()))),
+                "eps is outside the square root, (x - mean) / (std + eps): it goes inside, "
+                "(x - mean) / sqrt(var + eps), as in nn.LayerNorm": _ln(x, gamma, beta, eps, eps_inside=False),
+                f"you left out eps = {eps}: it goes inside the square root, sqrt(var + eps), and keeps a "
+                f"constant token from dividing by zero": _ln(x, gamma, beta, 0.0),
+                f"you did not use the eps passed in, eps = {eps}, but 1e-5: use the argument, sqrt(var + eps)":
+                    _ln(x, gamma, beta, 1e-5),
+                "gamma and beta are not applied: after normalising, scale by gamma and shift by beta, "
+                "gamma * x̂ + beta": _ln(x, torch.ones_like(gamma), torch.zeros_like(beta), eps),
+                "gamma and beta are swapped: gamma scales, beta shifts, gamma * x̂ + beta": _ln(x, beta, gamma, eps),
+                "you did not subtract the mean: x̂ = (x - mean) / sqrt(var + eps)": _ln(x, gamma, beta, eps,
+                                                                                      center=False),
+                "you divided by the variance, not by its square root: x̂ = (x - mean) / sqrt(var + eps)":
+                    gamma * (x - x.mean(-1, keepdim=True)) / (x.var(-1, keepdim=True, correction=0) + eps) + beta,
+            }
+            if shape[-1] == shape[-2]:
+                wrong["the mean and the variance lost their last axis (no keepdim=True), so they broadcast along "
+                      "the wrong axis (it only ran because T = D here): x.mean(dim=-1, keepdim=True) is "
+                      "(..., T, 1)"] = (
+                    gamma * (x - x.mean(-1)) / (x.var(-1, correction=0) + eps).sqrt() + beta)
+            _reject_known(label, got, expected, wrong, atol=1e-8)
+            _compare(label, got, expected.numpy(), atol=1e-8,
+                     legend=f" {shape}: every token's D = {D} features normalised, then scaled and shifted")
+    print("layer_norm: correct: each token over its own D features, biased variance, eps inside the root.")
+
+
+def _ffn(x, W1, b1, W2, b2, *, inner=torch.relu, outer=lambda t: t) -> torch.Tensor:
+    return outer(inner(x @ W1 + b1) @ W2 + b2)
+
+
+def check_feed_forward(feed_forward: Callable) -> None:
+    """Exercise: ``feed_forward(x (B, T, D), W1 (D, F), b1 (F,), W2 (F, D), b2 (D,)) -> (B, T, D)``, the
+    position-wise network relu(x W1 + b1) W2 + b2, applied to every token alone."""
+    with _attempt("feed_forward"):
+        # first T = D = F, where a transposed weight or a product over the time axis still runs
+        for seed, (B, T, D, F) in ((82, (2, 4, 4, 4)), (83, (3, 5, 6, 10))):
+            gen = torch.Generator().manual_seed(seed)
+            x = torch.randn(B, T, D, generator=gen, dtype=torch.float64)  # (B, T, D)
+            W1 = torch.randn(D, F, generator=gen, dtype=torch.float64) / D**0.5  # (D, F)
+            b1 = 0.5 * torch.randn(F, generator=gen, dtype=torch.float64)  # (F,)
+            W2 = torch.randn(F, D, generator=gen, dtype=torch.float64) / F**0.5  # (F, D)
+            b2 = 0.5 * torch.randn(D, generator=gen, dtype=torch.float64)  # (D,)
+            args = (("x", x), ("W1", W1), ("b1", b1), ("W2", W2), ("b2", b2))
+            label = f"feed_forward for B={B}, T={T}, D={D}, F={F}"
+            hint = (f"x is (B, T, D) = {(B, T, D)}, W1 (D, F) = {(D, F)} and W2 (F, D) = {(F, D)}: x @ W1 + b1 "
+                    f"is (B, T, F), the ReLU keeps that shape, and @ W2 + b2 brings it back to (B, T, D)")
+            got = _as_array(label, _call_with_hint(label, feed_forward, args, hint))
+            expected = _ffn(x, W1, b1, W2, b2)  # (B, T, D)
+            zero = torch.zeros_like
+            wrong = {
+                "there is a ReLU after the second layer too: the network is Linear, ReLU, Linear, with nothing "
+                "after the last layer, whose output may be negative (the residual connection adds it to x)":
+                    _ffn(x, W1, b1, W2, b2, outer=torch.relu),
+                "the ReLU is after the second layer instead of between the two: relu(x W1 + b1) W2 + b2":
+                    _ffn(x, W1, b1, W2, b2, inner=lambda t: t, outer=torch.relu),
+                "there is no ReLU: two linear layers in a row are one linear layer, (x W1) W2 = x (W1 W2). "
+                "The ReLU between them is what lets the network compute more than a linear map":
+                    _ffn(x, W1, b1, W2, b2, inner=lambda t: t),
+                "that is GELU, the activation of BERT and GPT: the paper's network, and this exercise, use ReLU, "
+                "torch.relu": _ffn(x, W1, b1, W2, b2, inner=torch.nn.functional.gelu),
+                "b1 is missing: the first layer is x @ W1 + b1": _ffn(x, W1, zero(b1), W2, b2),
+                "b2 is missing: the second layer adds b2": _ffn(x, W1, b1, W2, zero(b2)),
+                "you returned the hidden layer relu(x W1 + b1), (B, T, F): the second layer brings it back to "
+                "width D, @ W2 + b2": torch.relu(x @ W1 + b1),
+            }
+            if D == F:
+                wrong["the weights are used transposed: they act as x @ W1 and h @ W2 (an nn.Linear stores the "
+                      "transpose, x @ weight.T)"] = _ffn(x, W1.T, b1, W2.T, b2)
+            if T == D == F:
+                wrong["you multiplied along the time axis, mixing the tokens (it only ran because T = D here): "
+                      "the feed-forward works on each token's D features, x @ W1 with x (B, T, D)"] = (
+                    _ffn(x.transpose(1, 2), W1, b1, W2, b2).transpose(1, 2))
+            _reject_known(label, got, expected, wrong, atol=1e-8)
+            # position-wise: changing one token changes that token's output only
+            x2 = x.clone()
+            x2[:, 0] += 1.0  # (B, T, D): only token 0 changed
+            got2 = _as_array(label, _call_with_hint(label, feed_forward, (("x", x2),) + args[1:], hint))
+            moved = np.abs(got2[:, 1:] - got[:, 1:]).max() if T > 1 else 0.0
+            if moved > 1e-9:
+                raise AssertionError(
+                    f"{label}: changing token 0 changed the output of other tokens (by up to {moved:.3g}): the "
+                    f"feed-forward is position-wise, each token's output depends on that token alone"
+                )
+            _compare(label, got, expected.numpy(), atol=1e-8, legend=" (B, T, D): one output per token")
+    print("feed_forward: correct: relu(x W1 + b1) W2 + b2, token by token.")
+
+
+def _torch_encoder_layer(seed: int, D: int, H: int, F: int, norm_first: bool) -> torch.nn.TransformerEncoderLayer:
+    """A seeded float64 ``nn.TransformerEncoderLayer`` (ReLU, no dropout) with non-trivial norms and biases.
+
+    Left in train mode: with dropout 0.0 that changes nothing but keeps PyTorch off its fused inference path."""
+    with torch.random.fork_rng(devices=[]):  # leave the learner's RNG alone
+        torch.manual_seed(seed)
+        layer = torch.nn.TransformerEncoderLayer(D, H, F, dropout=0.0, activation="relu", batch_first=True,
+                                                 norm_first=norm_first, dtype=torch.float64)
+        with torch.no_grad():
+            for norm in (layer.norm1, layer.norm2):  # different norms, so that swapping them shows
+                norm.weight.copy_(1.0 + 0.3 * torch.randn(D, dtype=torch.float64))
+                norm.bias.copy_(0.3 * torch.randn(D, dtype=torch.float64))
+            layer.self_attn.in_proj_bias.copy_(0.1 * torch.randn(3 * D, dtype=torch.float64))
+            layer.self_attn.out_proj.bias.copy_(0.1 * torch.randn(D, dtype=torch.float64))
+    return layer.train()
+
+
+def _block_variants(x: torch.Tensor, layer: torch.nn.TransformerEncoderLayer, mask: torch.Tensor,
+                    ff: Callable) -> dict[str, torch.Tensor]:
+    """The encoder block with one thing changed: {name: output (B, T, D)}. ``mask`` (B, T), True = may attend."""
+    attn, n1, n2 = layer.self_attn, layer.norm1, layer.norm2
+
+    def sa(h: torch.Tensor, kpm: torch.Tensor | None = ~mask, kv: torch.Tensor | None = None,
+           need_weights: bool = False) -> torch.Tensor:
+        kv = h if kv is None else kv
+        return attn(h, kv, kv, key_padding_mask=kpm, need_weights=need_weights)[0]  # (B, T, D)
+
+    v = {}
+    with torch.no_grad():
+        a = sa(x)
+        # post-norm
+        x1 = n1(x + a)
+        v["post"] = n2(x1 + ff(x1))
+        v["post, no attention residual"] = (lambda h: n2(h + ff(h)))(n1(a))
+        v["post, no feed-forward residual"] = n2(ff(x1))
+        v["post, residual after the norm"] = (lambda h: h + n2(ff(h)))(x + n1(a))
+        v["post, feed-forward reads the attention output"] = n2(x1 + ff(a))
+        v["post, norms swapped"] = (lambda h: n1(h + ff(h)))(n2(x + a))
+        v["post, norm1 twice"] = (lambda h: n1(h + ff(h)))(x1)
+        v["post, no feed-forward"] = n2(x1)
+        for need in (True, False):  # nn.MultiheadAttention gives NaN or 0 for a query with no key, by need_weights
+            v[f"post, mask inverted {need}"] = (lambda h: n2(h + ff(h)))(n1(x + sa(x, mask, need_weights=need)))
+            h = n1(x)
+            v[f"pre, mask inverted {need}"] = (lambda y: y + ff(n2(y)))(x + sa(h, mask, need_weights=need))
+        v["post, mask ignored"] = (lambda h: n2(h + ff(h)))(n1(x + sa(x, None)))
+        # pre-norm
+        h = n1(x)
+        y = x + sa(h)
+        v["pre"] = y + ff(n2(y))
+        v["pre, residual from the normalised x"] = (lambda y: y + ff(n2(y)))(h + sa(h))
+        v["pre, only the queries normalised"] = (lambda y: y + ff(n2(y)))(x + sa(h, kv=x))
+        v["pre, feed-forward without norm2"] = y + ff(y)
+        v["pre, norm after the feed-forward"] = n2(y + ff(y))
+        v["pre, no attention residual"] = (lambda y: y + ff(n2(y)))(sa(h))
+        v["pre, no feed-forward residual"] = ff(n2(y))
+        v["pre, norms swapped"] = (lambda y: y + ff(n1(y)))(x + sa(n2(x)))
+        v["pre, mask ignored"] = (lambda y: y + ff(n2(y)))(x + sa(h, None))
+    return v
+
+
+_MASK_INVERTED = (
+    "the mask is inverted for nn.MultiheadAttention: ours is True = *may attend*, but its key_padding_mask is True "
+    "= *ignore this key*. Passing ours as it is hides the real tokens and attends to the padding (a sequence "
+    "without padding then has no key at all: NaN, or zeros). Pass key_padding_mask=~mask"
+)
+
+
+def _check_encoder_block(fn: Callable, name: str, norm_first: bool, wrong: dict[str, str]) -> None:
+    """Shared by the post-norm and the pre-norm exercise: ``fn(x, attn, ff, norm1, norm2, mask)`` against
+    ``nn.TransformerEncoderLayer(norm_first=norm_first)`` with the same weights and the padding mask."""
+    # lengths: a sequence without padding (an inverted mask leaves it no key), a padded one, a single token
+    for seed, (B, T, D, H, F), lengths in ((84, (3, 5, 8, 2, 16), [5, 3, 1]), (85, (2, 4, 12, 3, 20), [2, 4])):
+        layer = _torch_encoder_layer(seed, D, H, F, norm_first)
+        gen = torch.Generator().manual_seed(seed)
+        x = torch.randn(B, T, D, generator=gen, dtype=torch.float64)  # (B, T, D)
+        mask = masks.padding_mask(torch.tensor(lengths), T)  # (B, T), True = a real token, may be attended
+        ff = torch.nn.Sequential(layer.linear1, torch.nn.ReLU(), layer.linear2)  # (B, T, D) -> (B, T, D)
+        label = f"{name} for B={B}, T={T}, D={D}, H={H}, lengths={lengths}"
+        result = _call_with_hint(
+            label, fn, (("x", x), ("attn", layer.self_attn), ("ff", ff), ("norm1", layer.norm1),
+                        ("norm2", layer.norm2), ("mask", mask)),
+            "attn is an nn.MultiheadAttention(batch_first=True): attn(q, k, v, key_padding_mask=...) returns a "
+            "pair (output (B, T, D), weights), so take [0]. Its key_padding_mask is (B, T), True = ignore this "
+            "key. ff, norm1 and norm2 take and return (B, T, D)",
+        )
+        if isinstance(result, tuple):
+            raise AssertionError(
+                f"{label} returned a tuple of {len(result)}: return only the new x (B, T, D). attn(...) returns "
+                f"(output, weights); keep its [0]"
+            )
+        got = _as_array(label, result)
+        with torch.no_grad():
+            expected = layer(x, src_key_padding_mask=~mask)  # PyTorch's mask: True = may NOT attend
+        variants = _block_variants(x, layer, mask, ff)  # variants[kind] is expected (tests/test_checks.py)
+        if got.shape == tuple(expected.shape) and np.isnan(got).any() and not torch.isnan(expected).any():
+            b = int(np.argwhere(np.isnan(got))[0][0])
+            raise AssertionError(
+                f"{label}: the output of sequence {b} (length {lengths[b]}) is NaN. A query that may attend to no "
+                f"key at all gets a softmax over nothing but -inf. If sequence {b} has no padding, {_MASK_INVERTED}"
+            )
+        _reject_known_nan(label, got, expected, {hint: variants[key] for key, hint in wrong.items()}, atol=1e-8)
+        _compare(label, got, expected.numpy(), atol=1e-8,
+                 legend=f" (B, T, D): torch.nn.TransformerEncoderLayer(norm_first={norm_first}) with the same "
+                        f"weights, src_key_padding_mask=~mask")
+
+
+def check_encoder_block(encoder_block: Callable) -> None:
+    """Exercise: ``encoder_block(x (B, T, D), attn, ff, norm1, norm2, mask (B, T)) -> (B, T, D)``, the post-norm
+    encoder layer of Vaswani et al.: x = norm1(x + attn(x)), then x = norm2(x + ff(x)); ``attn`` is an
+    ``nn.MultiheadAttention(batch_first=True)`` and ``mask`` is True = may attend, so it takes ``~mask``."""
+    with _attempt("encoder_block"):
+        _check_encoder_block(encoder_block, "encoder_block", False, {
+            "pre": "that is the pre-norm block, x + attn(norm1(x)): this one is the paper's post-norm, each "
+                   "sublayer's output added to its input and *then* normalised, x = norm1(x + attn(x))",
+            "post, no attention residual": "there is no residual connection around the attention: add the "
+                                           "sublayer's input back before the norm, norm1(x + attn(x))",
+            "post, no feed-forward residual": "there is no residual connection around the feed-forward: "
+                                              "norm2(x + ff(x)), with x the output of the first sublayer",
+            "post, residual after the norm": "the residual is added after the norm, x + norm1(attn(x)): in the "
+                                             "post-norm block the norm comes last, norm1(x + attn(x))",
+            "post, feed-forward reads the attention output": "the feed-forward reads the raw attention output: it "
+                                                             "reads the first sublayer's result, x1 = norm1(x + "
+                                                             "attn(x)), and adds to it: norm2(x1 + ff(x1))",
+            "post, norms swapped": "norm1 and norm2 are swapped: norm1 belongs to the attention sublayer, norm2 "
+                                   "to the feed-forward (each has its own gamma and beta)",
+            "post, norm1 twice": "you used norm1 for both sublayers: the feed-forward sublayer has its own, norm2",
+            "post, no feed-forward": "the feed-forward sublayer is missing: x = norm2(x + ff(x)) after the "
+                                     "attention sublayer",
+            "post, mask inverted True": _MASK_INVERTED,
+            "post, mask inverted False": _MASK_INVERTED,
+            "post, mask ignored": "the padding is not masked: every token attends to the padding keys too. Pass "
+                                  "key_padding_mask=~mask (PyTorch's True = ignore this key)",
+        })
+    print("encoder_block: correct: post-norm, norm(x + sublayer(x)) twice, the same as "
+          "nn.TransformerEncoderLayer, padding keys hidden.")
+
+
+def check_pre_norm_block(pre_norm_block: Callable) -> None:
+    """Exercise: ``pre_norm_block(x, attn, ff, norm1, norm2, mask) -> (B, T, D)``: x = x + attn(norm1(x)),
+    then x = x + ff(norm2(x)), as ``nn.TransformerEncoderLayer(norm_first=True)``."""
+    with _attempt("pre_norm_block"):
+        _check_encoder_block(pre_norm_block, "pre_norm_block", True, {
+            "post": "that is the post-norm block, norm1(x + attn(x)): in the pre-norm block each sublayer reads "
+                    "a normalised copy and its output is added to the un-normalised x, x + attn(norm1(x))",
+            "pre, residual from the normalised x": "the residual starts from the normalised x, norm1(x) + "
+                                                   "attn(norm1(x)): add to x itself, x + attn(norm1(x)), so that "
+                                                   "an identity path runs from input to output",
+            "pre, only the queries normalised": "only the queries are normalised: the keys and values come from "
+                                                "the same normalised h = norm1(x), attn(h, h, h)",
+            "pre, feed-forward without norm2": "the feed-forward reads x without norm2: x + ff(norm2(x))",
+            "pre, norm after the feed-forward": "norm2 is applied after the feed-forward's residual, as in "
+                                                "post-norm: in pre-norm it normalises the feed-forward's input "
+                                                "only, x + ff(norm2(x))",
+            "pre, no attention residual": "there is no residual connection around the attention: x + "
+                                          "attn(norm1(x))",
+            "pre, no feed-forward residual": "there is no residual connection around the feed-forward: x + "
+                                             "ff(norm2(x))",
+            "pre, norms swapped": "norm1 and norm2 are swapped: norm1 belongs to the attention sublayer, norm2 "
+                                  "to the feed-forward",
+            "pre, mask inverted True": _MASK_INVERTED,
+            "pre, mask inverted False": _MASK_INVERTED,
+            "pre, mask ignored": "the padding is not masked: every token attends to the padding keys too. Pass "
+                                 "key_padding_mask=~mask (PyTorch's True = ignore this key)",
+        })
+    print("pre_norm_block: correct: x + sublayer(norm(x)) twice, the same as "
+          "nn.TransformerEncoderLayer(norm_first=True).")
+
+
+# --------------------------------------------------------------------------- chapter 10: efficient attention
+
+
+def _tuple_of(label: str, result: object, names: tuple[str, ...]) -> tuple[np.ndarray, ...]:
+    """The learner's tuple of len(names) arrays, else a hint naming what to return."""
+    if not isinstance(result, (tuple, list)) or len(result) != len(names):
+        got = f"a tuple of {len(result)}" if isinstance(result, (tuple, list)) else type(result).__name__
+        raise AssertionError(f"{label} must return the tuple ({', '.join(names)}), got {got}")
+    return tuple(_as_array(f"{name}, {label}", r) for name, r in zip(names, result))
+
+
+def _expect_shapes(label: str, got: tuple[np.ndarray, ...], names: tuple[str, ...],
+                   shapes: tuple[tuple[int, ...], ...], legend: str) -> None:
+    for name, g, shape in zip(names, got, shapes):
+        if g.shape != tuple(shape):
+            hint = ""
+            if g.shape == tuple(shape) + (1,):
+                hint = ": the reduced axis was kept (keepdim=True); squeeze it, or reduce without keepdim"
+            raise AssertionError(f"{name}, {label} has shape {g.shape} but should have shape {tuple(shape)}"
+                                 f"{hint}{legend}")
+
+
+def _stacked(*parts: torch.Tensor | np.ndarray) -> np.ndarray:
+    """One flat vector of all parts, so that a whole (m, l, ...) state compares at once."""
+    return np.concatenate([np.asarray(p.detach().numpy() if isinstance(p, torch.Tensor) else p).ravel()
+                           for p in parts])
+
+
+def _online_softmax_reference(m: torch.Tensor, l: torch.Tensor, block: torch.Tensor
+                              ) -> tuple[torch.Tensor, torch.Tensor]:
+    m_new = torch.maximum(m, block.max(dim=-1).values)  # (L,): the running max
+    l_new = l * torch.exp(m - m_new) + torch.exp(block - m_new[:, None]).sum(dim=-1)  # (L,): sum of exp(s - m_new)
+    return m_new, l_new
+
+
+def _online_softmax_wrong(m: torch.Tensor, l: torch.Tensor, block: torch.Tensor) -> dict[str, torch.Tensor]:
+    """{hint: the stacked (m, l) of a known mistake}."""
+    L, C = block.shape
+    bm = block.max(dim=-1).values  # (L,): this block's max only
+    m_new = torch.maximum(m, bm)  # (L,)
+
+    def exps(ref: torch.Tensor) -> torch.Tensor:
+        return torch.exp(block - ref[:, None]).sum(dim=-1)  # (L,)
+
+    whole = torch.maximum(m, block.max())  # (L,): the max over every row of the block
+    wrong = {
+        "l was not rescaled: l is a sum of exp(s - m_old), and once the max grows to m_new every one of its terms "
+        "must shrink by exp(m_old - m_new): l_new = l * exp(m - m_new) + the block's sum":
+            _stacked(m_new, l + exps(m_new)),
+        "the running max is this block's max only: it is the larger of the old max and the block's, "
+        "m_new = maximum(m, block.max(dim=-1))": _stacked(bm, l * torch.exp(m - bm) + exps(bm)),
+        "you rescaled l the wrong way, by exp(m_new - m_old) >= 1: the max grew, so the old terms shrink, "
+        "l * exp(m_old - m_new)": _stacked(m_new, l * torch.exp(m_new - m) + exps(m_new)),
+        "you summed exp(block) without subtracting the max: l holds the sum of exp(s - m), relative to the running "
+        "max, so the block's terms are exp(block - m_new) (and exp of a large score overflows)":
+            _stacked(m_new, l + torch.exp(block).sum(dim=-1)),
+        "the block's terms are taken relative to the old max, exp(block - m_old): take both the old sum and the "
+        "block's terms relative to the new max m_new": _stacked(m_new, l * torch.exp(m - m_new) + exps(m)),
+        "the old l was dropped: l_new is the old sum, rescaled, plus the block's, l * exp(m - m_new) + "
+        "exp(block - m_new).sum(dim=-1)": _stacked(m_new, exps(m_new)),
+        "you took one max over the whole block, all rows together: each row (one query) has its own running "
+        "max, block.max(dim=-1)": _stacked(whole, l * torch.exp(m - whole) + exps(whole)),
+    }
+    if L == C:
+        col = torch.maximum(m, block.max(dim=0).values)  # over the rows instead of the columns
+        wrong["the max was taken over the rows (dim=0) of the block: each row's max runs over its own scores, "
+              "dim=-1"] = _stacked(col, l * torch.exp(m - col) + exps(col))
+        wrong["the sum was taken over the rows (dim=0) of the block: each row sums its own scores' "
+              "exponentials, dim=-1"] = _stacked(m_new, l * torch.exp(m - m_new) +
+                                                  torch.exp(block - m_new[:, None]).sum(dim=0))
+    return wrong
+
+
+def _reject_known_flat(label: str, got: np.ndarray, expected: np.ndarray, wrong: dict, atol: float = 1e-8) -> None:
+    for hint, value in wrong.items():
+        if value.shape == got.shape and not np.allclose(value, expected, atol=atol, equal_nan=True) and \
+                np.allclose(got, value, atol=atol, equal_nan=True):
+            raise AssertionError(f"{label}: {hint}")
+
+
+def _finite_state(label: str, got: tuple[np.ndarray, ...], names: tuple[str, ...], why: str) -> None:
+    for name, g in zip(names, got):
+        if not np.all(np.isfinite(g)):
+            bad = _fmt_index(tuple(int(i) for i in np.argwhere(~np.isfinite(g))[0]))
+            raise AssertionError(f"{name}, {label} is {g[tuple(np.argwhere(~np.isfinite(g))[0])]} at {bad}: {why}")
+
+
+_OVERFLOW = ("exp of a score near 1000 overflows to inf: subtract the running max first, exp(block - m_new), "
+             "and rescale the old sum by exp(m - m_new); both exponents are then at most 0")
+
+
+def check_online_softmax_update(online_softmax_update: Callable) -> None:
+    """Exercise: ``online_softmax_update(m (L,), l (L,), block (L, C)) -> (m_new, l_new)``: the running max and
+    the running sum of exp(s - max) of each row, after one more block of C scores:
+    m_new = maximum(m, block.max(-1)), l_new = l * exp(m - m_new) + exp(block - m_new).sum(-1)."""
+    names = ("m_new", "l_new")
+    with _attempt("online_softmax_update"):
+        # one step in mid-row: rows 0 and 2 find a new max in the block, rows 1 and 3 do not; L = C, where a
+        # reduction over the wrong axis still runs
+        m = torch.tensor([0.5, 2.0, -1.0, 1.0], dtype=torch.float64)  # (L,)
+        l = torch.tensor([1.5, 2.5, 3.0, 1.2], dtype=torch.float64)  # (L,)
+        block = torch.tensor([[1.5, -0.3, 0.2, 0.9], [0.1, 1.2, -0.5, 0.4],
+                              [0.3, -2.0, 0.8, 1.4], [-0.4, 0.6, 0.0, 0.7]], dtype=torch.float64)  # (L, C)
+        label = "online_softmax_update(m, l, block) for L=4 rows and a block of C=4 scores"
+        hint = ("m and l are (L,), block (L, C): block.max(dim=-1).values is (L,) (a bare .max(dim=-1) returns "
+                "a pair (values, indices)); torch.maximum(m, ...) compares elementwise; block - m_new[:, None] "
+                "broadcasts (L, C) - (L, 1)")
+        got = _tuple_of(label, _call_with_hint(label, online_softmax_update,
+                                               (("m", m), ("l", l), ("block", block)), hint), names)
+        _expect_shapes(label, got, names, ((4,), (4,)), " (L,): one running max and one running sum per row")
+        exp_m, exp_l = _online_softmax_reference(m, l, block)
+        _reject_known_flat(label, _stacked(*got), _stacked(exp_m, exp_l), _online_softmax_wrong(m, l, block))
+        _compare(f"m_new, {label}", got[0], exp_m.numpy(), atol=1e-8, legend=" (L,): maximum(m, block.max(dim=-1))")
+        _compare(f"l_new, {label}", got[1], exp_l.numpy(), atol=1e-8,
+                 legend=" (L,): l * exp(m - m_new) + exp(block - m_new).sum(dim=-1)")
+
+        # a stream of blocks from the empty state (m = -inf, l = 0); row 1 has scores near 1000
+        gen = torch.Generator().manual_seed(101)
+        scores = torch.randn(3, 8, generator=gen, dtype=torch.float64) * 2.0  # (L, S)
+        scores[1] += 1000.0
+        scores[2] -= 30.0
+        m = torch.full((3,), -torch.inf, dtype=torch.float64)  # (L,): the max of no scores
+        l = torch.zeros(3, dtype=torch.float64)  # (L,): the sum over no scores
+        start = 0
+        for width in (3, 3, 2):
+            block = scores[:, start:start + width]  # (L, C)
+            label = (f"online_softmax_update after the block of columns {start}..{start + width - 1} of scores "
+                     f"(L, S) = (3, 8), starting from m = -inf, l = 0")
+            got = _tuple_of(label, _call_with_hint(label, online_softmax_update,
+                                                   (("m", m), ("l", l), ("block", block.clone())), hint), names)
+            _expect_shapes(label, got, names, ((3,), (3,)), " (L,)")
+            _finite_state(label, got, names, _OVERFLOW if start else
+                          _OVERFLOW + ". On the first block m = -inf: exp(m - m_new) = exp(-inf) = 0, and l = 0")
+            seen = scores[:, :start + width]  # (L, columns so far)
+            exp_m = seen.max(dim=-1).values  # (L,)
+            exp_l = torch.exp(seen - exp_m[:, None]).sum(dim=-1)  # (L,)
+            _compare(f"m_new, {label}", got[0], exp_m.numpy(), atol=1e-8, legend=" (L,): the max of every score so far")
+            _compare(f"l_new, {label}", got[1], exp_l.numpy(), atol=1e-8,
+                     legend=" (L,): the sum of exp(s - m_new) over every score so far")
+            m, l = (torch.as_tensor(g) for g in got)
+            start += width
+    print("online_softmax_update: correct: the running max, and the running sum rescaled by exp(m - m_new); "
+          "exact, and stable for scores near 1000.")
+
+
+def _block_attention_reference(m, l, acc, scores, values):
+    m_new = torch.maximum(m, scores.max(dim=-1).values)  # (L,)
+    scale = torch.exp(m - m_new)  # (L,): how much the old terms shrink
+    p = torch.exp(scores - m_new[:, None])  # (L, C)
+    return m_new, l * scale + p.sum(dim=-1), acc * scale[:, None] + p @ values  # (L,), (L,), (L, Ev)
+
+
+def _block_attention_wrong(m, l, acc, scores, values) -> dict[str, np.ndarray]:
+    bm = scores.max(dim=-1).values  # (L,)
+    m_new = torch.maximum(m, bm)  # (L,)
+    s = torch.exp(m - m_new)  # (L,)
+    p = torch.exp(scores - m_new[:, None])  # (L, C)
+    l_new = l * s + p.sum(dim=-1)  # (L,)
+    pb = torch.exp(scores - bm[:, None])  # (L, C)
+    sb = torch.exp(m - bm)  # (L,)
+    po = torch.exp(scores - m[:, None])  # (L, C)
+    return {
+        "acc was not rescaled: it is a sum of exp(s - m_old) v, so when the max grows every old term must shrink "
+        "by exp(m_old - m_new), like l: acc * exp(m - m_new)[:, None] + p @ values":
+            _stacked(m_new, l_new, acc + p @ values),
+        "l was not rescaled (acc was): both sums shrink by exp(m_old - m_new) when the max grows":
+            _stacked(m_new, l + p.sum(dim=-1), acc * s[:, None] + p @ values),
+        "acc was divided by l: acc holds the unnormalised sum of exp(s - m) v, and the division by l happens "
+        "once, after the last block (out = acc / l[:, None]). Dividing at every step and adding the next block's "
+        "unnormalised terms mixes two scales": _stacked(m_new, l_new, (acc * s[:, None] + p @ values) / l_new[:, None]),
+        "acc was kept normalised (out so far, as FlashAttention-1 does): here acc is the unnormalised sum of "
+        "exp(s - m) v, as in FlashAttention-2; rescale it by exp(m - m_new) only, and divide by l at the very end":
+            _stacked(m_new, l_new, (acc * (l * s)[:, None] + p @ values) / l_new[:, None]),
+        "you rescaled the wrong way, by exp(m_new - m_old) >= 1: the max grew, so the old terms shrink, "
+        "exp(m - m_new)": _stacked(m_new, l / s + p.sum(dim=-1), acc / s[:, None] + p @ values),
+        "the running max is this block's max only: it is the larger of the old max and the block's, "
+        "maximum(m, scores_block.max(dim=-1))": _stacked(bm, l * sb + pb.sum(dim=-1), acc * sb[:, None] + pb @ values),
+        "the block's weights are taken relative to the old max, exp(scores - m_old): use the new max m_new for "
+        "them and for the rescaling": _stacked(m_new, l * s + po.sum(dim=-1), acc * s[:, None] + po @ values),
+        "the block's weights were normalised on their own (a softmax over the block): keep them unnormalised, "
+        "exp(scores - m_new), and let l carry their sum": _stacked(
+            m_new, l_new, acc * s[:, None] + torch.softmax(scores, dim=-1) @ values),
+    }
+
+
+def check_attention_block_update(attention_block_update: Callable) -> None:
+    """Exercise: ``attention_block_update(m (L,), l (L,), acc (L, Ev), scores_block (L, C), values_block (C, Ev))
+    -> (m, l, acc)``: one step of tiled (FlashAttention-style) attention; acc is the unnormalised
+    sum of exp(s - m) v, rescaled by exp(m_old - m_new), and the output is acc / l after the last block."""
+    names = ("m", "l", "acc")
+    hint = ("m and l are (L,), acc (L, Ev), scores_block (L, C) and values_block (C, Ev): the block's weights "
+            "exp(scores_block - m_new[:, None]) are (L, C), times values_block (C, Ev) gives (L, Ev); the rescaling "
+            "factor exp(m - m_new) is (L,), and [:, None] makes it (L, 1) to scale the rows of acc")
+    with _attempt("attention_block_update"):
+        # one step in mid-stream: rows 0 and 2 find a new max in this block, rows 1 and 3 do not
+        gen = torch.Generator().manual_seed(102)
+        L, C, Ev = 4, 3, 2
+        m = torch.tensor([0.5, 2.0, -1.0, 1.0], dtype=torch.float64)  # (L,)
+        l = torch.tensor([1.5, 2.5, 3.0, 1.2], dtype=torch.float64)  # (L,)
+        acc = torch.randn(L, Ev, generator=gen, dtype=torch.float64)  # (L, Ev)
+        scores = torch.tensor([[1.5, -0.3, 0.2], [0.1, 1.2, -0.5], [0.3, -2.0, 0.8], [-0.4, 0.6, 0.0]],
+                              dtype=torch.float64)  # (L, C)
+        values = torch.randn(C, Ev, generator=gen, dtype=torch.float64)  # (C, Ev)
+        label = f"attention_block_update for L={L} queries, a block of C={C} keys, Ev={Ev}"
+        args = (("m", m), ("l", l), ("acc", acc), ("scores_block", scores), ("values_block", values))
+        got = _tuple_of(label, _call_with_hint(label, attention_block_update, args, hint), names)
+        _expect_shapes(label, got, names, ((L,), (L,), (L, Ev)), " (m and l (L,), acc (L, Ev))")
+        expected = _block_attention_reference(m, l, acc, scores, values)
+        wrong = _block_attention_wrong(m, l, acc, scores, values)
+        _reject_known_flat(label, _stacked(*got), _stacked(*expected), wrong)
+        for name, g, e, legend in zip(names, got, expected, (
+                " (L,): maximum(m, scores_block.max(dim=-1))",
+                " (L,): l * exp(m - m_new) + exp(scores_block - m_new[:, None]).sum(dim=-1)",
+                " (L, Ev): acc * exp(m - m_new)[:, None] + exp(scores_block - m_new[:, None]) @ values_block")):
+            _compare(f"{name}, {label}", g, e.numpy(), atol=1e-8, legend=legend)
+
+        # the whole row of keys in blocks of 3, 3 and 1, from the empty state; row 1's scores are near 500
+        L, S, Ev = 3, 7, 5
+        scores = torch.randn(L, S, generator=gen, dtype=torch.float64) * 1.5  # (L, S)
+        scores[1] += 500.0
+        values = torch.randn(S, Ev, generator=gen, dtype=torch.float64)  # (S, Ev)
+        m = torch.full((L,), -torch.inf, dtype=torch.float64)
+        l, acc = torch.zeros(L, dtype=torch.float64), torch.zeros(L, Ev, dtype=torch.float64)
+        start = 0
+        for width in (3, 3, 1):
+            label = (f"attention_block_update after the keys {start}..{start + width - 1} of S={S}, L={L}, Ev={Ev}, "
+                     f"starting from m = -inf, l = 0, acc = 0")
+            args = (("m", m), ("l", l), ("acc", acc), ("scores_block", scores[:, start:start + width].clone()),
+                    ("values_block", values[start:start + width].clone()))
+            got = _tuple_of(label, _call_with_hint(label, attention_block_update, args, hint), names)
+            _expect_shapes(label, got, names, ((L,), (L,), (L, Ev)), " (m and l (L,), acc (L, Ev))")
+            _finite_state(label, got, names, "exp of a score near 500 overflows: take every exponential relative "
+                                             "to the running max, exp(scores_block - m_new), exp(m - m_new)")
+            seen = scores[:, :start + width]  # (L, keys so far)
+            exp_m = seen.max(dim=-1).values  # (L,)
+            p = torch.exp(seen - exp_m[:, None])  # (L, keys so far)
+            for name, g, e in zip(names, got, (exp_m, p.sum(dim=-1), p @ values[:start + width])):
+                _compare(f"{name}, {label}", g, e.numpy(), atol=1e-8,
+                         legend=" (the state after these keys: max, sum of exp(s - max), sum of exp(s - max) v)")
+            m, l, acc = (torch.as_tensor(g) for g in got)
+            start += width
+        out = acc / l[:, None]  # (L, Ev)
+        _compare("acc / l after the last block", out.numpy(), (torch.softmax(scores, dim=-1) @ values).numpy(),
+                 atol=1e-8, legend=" (L, Ev): softmax(scores) @ values, computed at once")
+    print("attention_block_update: correct: acc and l rescaled by exp(m - m_new), divided once at the end; "
+          "equal to softmax(scores) @ values.")
+
+
+def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, scale: float | None = None, dim: int = -1
+            ) -> torch.Tensor:
+    """softmax(q kᵀ / scale) v over the last two axes; scale defaults to sqrt(E)."""
+    scale = q.shape[-1] ** 0.5 if scale is None else scale
+    return torch.softmax(q @ k.transpose(-2, -1) / scale, dim=dim) @ v  # (..., L, Ev)
+
+
+def check_cached_attention_step(cached_attention_step: Callable) -> None:
+    """Exercise: ``cached_attention_step(q_t (..., 1, E), k_t (..., 1, E), v_t (..., 1, Ev), cache_k (..., S, E),
+    cache_v (..., S, Ev)) -> (out_t (..., 1, Ev), cache_k (..., S+1, E), cache_v (..., S+1, Ev))``: append the new
+    key and value along the time axis (dim -2), then attend with q_t over all S+1 cached positions."""
+    names = ("out_t", "cache_k", "cache_v")
+    hint = ("the caches are (..., S, E) and (..., S, Ev), the new key and value (..., 1, E) and (..., 1, Ev): "
+            "append along the time axis, torch.cat([cache_k, k_t], dim=-2), which works for (B, S, E) and "
+            "(B, H, S, E) alike; then q_t @ cache_k.transpose(-2, -1) is (..., 1, S+1)")
+    with _attempt("cached_attention_step"):
+        gen = torch.Generator().manual_seed(103)
+        B, S, E, Ev = 2, 3, 4, 5
+        q, k, v = (torch.randn(B, 1, n, generator=gen, dtype=torch.float64) for n in (E, E, Ev))  # (B, 1, ·)
+        cache_k = torch.randn(B, S, E, generator=gen, dtype=torch.float64)  # (B, S, E)
+        cache_v = torch.randn(B, S, Ev, generator=gen, dtype=torch.float64)  # (B, S, Ev)
+        label = f"cached_attention_step for B={B}, S={S} cached positions, E={E}, Ev={Ev}"
+        args = (("q_t", q), ("k_t", k), ("v_t", v), ("cache_k", cache_k), ("cache_v", cache_v))
+        got = _tuple_of(label, _call_with_hint(label, cached_attention_step, args, hint), names)
+        K, V = torch.cat([cache_k, k], dim=-2), torch.cat([cache_v, v], dim=-2)  # (B, S+1, E), (B, S+1, Ev)
+        expected = (_attend(q, K, V), K, V)
+        for name, g, cache, new in zip(names[1:], got[1:], (cache_k, cache_v), (k, v)):
+            n = cache.shape[-1]
+            _reject_shape(f"{name}, {label}", g, (B, S + 1, n), [
+                ((B, S, n), "it has the S old positions only: append the new one, torch.cat([cache, new], dim=-2)"),
+                ((B, 1, n), "you overwrote the cache with the new position: append it, so that the next step "
+                            "still sees every earlier one, torch.cat([cache, new], dim=-2)"),
+                ((2 * B, S, n), "you appended along the batch axis (dim 0): the time axis is dim -2"),
+                ((B, S, 2 * n), "you appended along the feature axis (dim -1): the time axis is dim -2"),
+            ])
+            if g.shape == (B, S + 1, n) and np.allclose(g, torch.cat([new, cache], dim=-2).numpy()):
+                raise AssertionError(
+                    f"{name}, {label}: the new position went in front of the cache: it is the latest, so it goes at "
+                    f"the end, position S = {S}: torch.cat([cache, new], dim=-2)"
+                )
+            _compare(f"{name}, {label}", g, torch.cat([cache, new], dim=-2).numpy(), atol=0.0,
+                     legend=f" (B, S+1, {'E' if name == 'cache_k' else 'Ev'}): the old cache, then the new position")
+        wrong = {
+            "you attended before appending, over the S old positions only: the token attends to itself too, "
+            "so append k_t and v_t first and attend over all S+1": _attend(q, cache_k, cache_v),
+            f"you did not divide the scores by sqrt(E) = {E**0.5:.3g}": _attend(q, K, V, scale=1.0),
+            f"you divided by sqrt(Ev) = sqrt({Ev}): the scale is sqrt(E) = sqrt({E}), the size of the queries and "
+            f"keys": _attend(q, K, V, scale=Ev**0.5),
+            "the softmax ran over the single query (dim -2), giving every key weight 1: it runs over the keys, "
+            "dim=-1": _attend(q, K, V, dim=-2),
+        }
+        _reject_known(f"out_t, {label}", got[0], expected[0], wrong, atol=1e-8)
+        _compare(f"out_t, {label}", got[0], expected[0].numpy(), atol=1e-8,
+                 legend=" (B, 1, Ev): attention of q_t over the S+1 cached keys and values")
+
+        # generate T = 5 steps with heads, from empty caches: the outputs must be those of causal attention
+        B, H, T, E, Ev = 2, 3, 5, 4, 2
+        Q, Kf = (torch.randn(B, H, T, E, generator=gen, dtype=torch.float64) for _ in range(2))  # (B, H, T, E)
+        Vf = torch.randn(B, H, T, Ev, generator=gen, dtype=torch.float64)  # (B, H, T, Ev)
+        causal = masks.causal_mask(T)  # (T, T), True = may attend
+        scores_full = (Q @ Kf.transpose(-2, -1) / E**0.5).masked_fill(~causal, -torch.inf)  # (B, H, T, T)
+        full = torch.softmax(scores_full, dim=-1) @ Vf  # (B, H, T, Ev): causal attention at once
+        cache_k = torch.zeros(B, H, 0, E, dtype=torch.float64)  # (B, H, 0, E): nothing cached yet
+        cache_v = torch.zeros(B, H, 0, Ev, dtype=torch.float64)
+        for t in range(T):
+            label = (f"cached_attention_step at step t={t} of generating T={T} tokens with heads, (B, H) = {(B, H)}, "
+                     f"E={E}, Ev={Ev}, from empty caches (B, H, 0, E)")
+            args = (("q_t", Q[:, :, t:t + 1]), ("k_t", Kf[:, :, t:t + 1]), ("v_t", Vf[:, :, t:t + 1]),
+                    ("cache_k", cache_k), ("cache_v", cache_v))
+            got = _tuple_of(label, _call_with_hint(label, cached_attention_step, args, hint), names)
+            for name, g, n in zip(names[1:], got[1:], (E, Ev)):
+                if g.shape != (B, H, t + 1, n):
+                    raise AssertionError(
+                        f"{name}, {label} has shape {g.shape} but should have shape {(B, H, t + 1, n)}: "
+                        f"(B, H, t+1, {'E' if n == E else 'Ev'}), the cache grows by one position along the time "
+                        f"axis, dim -2, at every step"
+                    )
+            _compare(f"out_t, {label}", got[0], full[:, :, t:t + 1].numpy(), atol=1e-8,
+                     legend=" (B, H, 1, Ev): row t of causal attention over the whole sequence")
+            cache_k, cache_v = torch.as_tensor(got[1]), torch.as_tensor(got[2])
+    print("cached_attention_step: correct: append, then attend over every cached position; "
+          "step by step it is causal attention.")
+
+
+def _elu1(x: torch.Tensor) -> torch.Tensor:
+    return torch.nn.functional.elu(x) + 1.0
+
+
+def _linear_attention(q, k, v, *, phi: Callable = _elu1, normalise: bool = True, phi_v: bool = False
+                      ) -> torch.Tensor:
+    """Linear attention, computed the quadratic way: (phi(q) phi(k)ᵀ) with rows normalised, times v."""
+    a = phi(q) @ phi(k).transpose(-2, -1)  # (B, L, S)
+    if normalise:
+        a = a / a.sum(dim=-1, keepdim=True)
+    return a @ (phi(v) if phi_v else v)  # (B, L, Ev)
+
+
+def check_linear_attention(linear_attention: Callable) -> None:
+    """Exercise: ``linear_attention(q (B, L, E), k (B, S, E), v (B, S, Ev)) -> (B, L, Ev)`` with phi = elu + 1:
+    out_i = phi(q_i) (sum_j phi(k_j)ᵀ v_j) / (phi(q_i) · sum_j phi(k_j)), Katharopoulos et al. 2020."""
+    with _attempt("linear_attention"):
+        # L = S first, where swapping q and k still runs; then L, S, E and Ev all different
+        for seed, (B, L, S, E, Ev) in ((104, (1, 6, 6, 3, 3)), (105, (2, 3, 5, 4, 2))):
+            gen = torch.Generator().manual_seed(seed)
+            q, k = (torch.randn(B, n, E, generator=gen, dtype=torch.float64) for n in (L, S))
+            v = torch.randn(B, S, Ev, generator=gen, dtype=torch.float64)
+            label = f"linear_attention for B={B}, L={L}, S={S}, E={E}, Ev={Ev}"
+            result = _call_with_hint(
+                label, linear_attention, (("q", q), ("k", k), ("v", v)),
+                "phi(k).transpose(-2, -1) @ v is (B, E, Ev), one matrix per sequence whatever S is; phi(q) @ it is "
+                "(B, L, Ev). The normaliser phi(q) @ phi(k).sum(dim=-2)[..., None] is (B, L, 1)",
+            )
+            got = _as_array(label, result)
+            expected = _linear_attention(q, k, v)  # (B, L, Ev)
+            wrong = {
+                "there is no normaliser: divide each query's row by phi(q_i) · sum_j phi(k_j), so that its weights "
+                "phi(q_i) · phi(k_j) sum to 1 over the keys": _linear_attention(q, k, v, normalise=False),
+                "phi is relu: elu(x) + 1 is positive everywhere, relu is zero for half the inputs (and a query or "
+                "key of zeros makes the normaliser 0)": _linear_attention(q, k, v, phi=torch.relu),
+                "phi is elu without the + 1: elu(x) > -1, so elu(x) + 1 > 0 keeps every weight positive; elu alone "
+                "gives negative weights": _linear_attention(q, k, v, phi=torch.nn.functional.elu),
+                "phi is exp: this exercise uses phi(x) = elu(x) + 1, torch.nn.functional.elu(x) + 1":
+                    _linear_attention(q, k, v, phi=torch.exp),
+                "that is softmax attention: linear attention replaces exp(q · k / sqrt(E)) by phi(q) · phi(k), "
+                "which lets phi(k)ᵀ v be summed once, before any query": _attend(q, k, v),
+                "you applied phi to the values too: phi maps the queries and keys only; v is summed as it is":
+                    _linear_attention(q, k, v, phi_v=True),
+                "you averaged over the keys (divided by S) instead of normalising each query's weights: divide by "
+                "phi(q_i) · sum_j phi(k_j)": _linear_attention(q, k, v, normalise=False) / S,
+                "you divided q and k by sqrt(E) before phi: there is no 1/sqrt(E) in linear attention, phi(q) · "
+                "phi(k) is normalised by its row sum": _linear_attention(q / E**0.5, k / E**0.5, v),
+            }
+            if L == S:
+                wrong["the queries and keys are swapped (it only ran because L = S here): phi(q) reads "
+                      "phi(k)ᵀ v, the keys' and values' summary"] = _linear_attention(k, q, v)
+            _reject_known(label, got, expected, wrong, atol=1e-8)
+            _compare(label, got, expected.numpy(), atol=1e-8,
+                     legend=" (B, L, Ev): softmax-free attention with weights phi(q_i) · phi(k_j), rows summing to 1")
+    print("linear_attention: correct: phi(q) (phi(k)ᵀ v) / (phi(q) · Σ phi(k)), with phi = elu + 1.")

@@ -72,3 +72,43 @@ def padding_mask(lengths: torch.Tensor, S: int) -> torch.Tensor:
         )
     positions = torch.arange(S, device=lengths.device)  # (S,)
     return positions[None, :] < lengths[:, None]  # (B, S)
+
+
+__all__ += ["sliding_window_mask"]
+
+
+def sliding_window_mask(
+    L: int, window: int, S: int | None = None, *, causal: bool = True, device: torch.device | str | None = None
+) -> torch.Tensor:
+    r"""Mask that lets query ``i`` attend only to the keys within ``window`` positions of it.
+
+    .. math::
+        M_{ij} = [\, 0 \le i - j < w \,]\ \text{(causal)},\qquad
+        M_{ij} = [\, |i - j| < w \,]\ \text{(not causal)}
+
+    The local (banded) attention of sparse Transformers (Tay et al. 2022's
+    survey, "fixed patterns"): each row allows at most ``window`` keys when
+    causal (itself and the ``window - 1`` before it) and at most
+    ``2 * window - 1`` when not, so attention costs O(L w) instead of O(L S)
+    once the masked blocks are skipped. Top-left aligned like
+    :func:`causal_mask`: query ``i`` sits at key position ``i`` also when S != L.
+
+    Args:
+        L: number of queries.
+        window: w >= 1; ``window=1`` is the diagonal, and a causal window of at
+            least S is :func:`causal_mask`.
+        S: number of keys (default ``L``).
+        causal: look back only (True) or both ways (False).
+
+    Returns:
+        bool tensor (L, S); ``True`` = may attend. Taught in chapter 10.
+
+    Equivalent to ``torch.ones(L, S, dtype=torch.bool).tril().triu(1 - window)`` when causal.
+    """
+    L = _positive_int("L", L)
+    window = _positive_int("window", window)
+    S = L if S is None else _positive_int("S", S)
+    offset = torch.arange(L, device=device)[:, None] - torch.arange(S, device=device)[None, :]  # (L, S): i - j
+    if causal:
+        return (offset >= 0) & (offset < window)  # (L, S)
+    return offset.abs() < window  # (L, S)

@@ -21,7 +21,7 @@ Taught in chapters 1 (the bottleneck) and 2 (soft attention).
 from __future__ import annotations
 
 import time
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import torch
 from torch import nn
@@ -172,15 +172,23 @@ def greedy_decode(model: Seq2Seq, src: torch.Tensor, lengths: torch.Tensor, max_
     return torch.stack(ids, dim=1), all_weights
 
 
-def train(model: Seq2Seq, data: Iterator[Batch], steps: int, *, lr: float = 3e-3, clip: float = 1.0,
-          desc: str = "training", progress: bool = True) -> dict[str, list[float] | float]:
+def train(model: nn.Module, data: Iterator[Batch], steps: int, *, lr: float = 3e-3, clip: float = 1.0,
+          warmup: int = 0, desc: str = "training", progress: bool = True) -> dict[str, list[float] | float]:
     """Teacher-forced cross-entropy (padding ignored) with Adam and gradient clipping.
+
+    ``model(src, src_lengths, tgt_in)`` must return ``(logits (B, T, V), anything)``:
+    a :class:`Seq2Seq` or an :class:`attention_course.transformer.Transformer`.
+    ``warmup`` > 0 raises the learning rate linearly from ``lr / warmup`` to
+    ``lr`` over the first ``warmup`` steps (0: constant ``lr``).
 
     Returns ``{"loss": [...one per step...], "seconds": wall time}``.
     """
     from tqdm.auto import tqdm
 
+    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
+        raise ValueError(f"warmup must be a non-negative int, got {warmup!r}")
     optimiser = torch.optim.Adam(model.parameters(), lr=lr)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda step: min(1.0, (step + 1) / max(warmup, 1)))
     loss_fn = nn.CrossEntropyLoss(ignore_index=0)
     losses = []
     model.train()
@@ -194,35 +202,43 @@ def train(model: Seq2Seq, data: Iterator[Batch], steps: int, *, lr: float = 3e-3
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), clip)
         optimiser.step()
+        schedule.step()
         losses.append(loss.item())
         bar.set_postfix(loss=f"{losses[-1]:.3f}", refresh=False)
     return {"loss": losses, "seconds": time.perf_counter() - start}
 
 
-def _correct_tokens(model: Seq2Seq, pairs: Sequence[Pair], src_vocab: Vocab, tgt_vocab: Vocab) -> tuple[int, int]:
+def _correct_tokens(model: nn.Module, pairs: Sequence[Pair], src_vocab: Vocab, tgt_vocab: Vocab,
+                    decode: Callable) -> tuple[int, int]:
     batch = make_batch(pairs, src_vocab, tgt_vocab)
     T = batch.tgt_out.shape[1]
-    ids, _ = greedy_decode(model, batch.src, batch.src_lengths, max_len=T, bos_id=tgt_vocab.bos_id, eos_id=tgt_vocab.eos_id)
+    ids, _ = decode(model, batch.src, batch.src_lengths, max_len=T, bos_id=tgt_vocab.bos_id, eos_id=tgt_vocab.eos_id)
     pred = torch.zeros_like(batch.tgt_out)
     pred[:, : ids.shape[1]] = ids[:, :T]
     real = batch.tgt_out != 0  # target tokens and <eos>
     return int(((pred == batch.tgt_out) & real).sum()), int(real.sum())
 
 
-def token_accuracy(model: Seq2Seq, pairs: Sequence[Pair], src_vocab: Vocab, tgt_vocab: Vocab,
-                   batch_size: int = 256) -> float:
-    """Share of reference tokens (and the final ``<eos>``) that greedy decoding reproduces in place."""
+def token_accuracy(model: nn.Module, pairs: Sequence[Pair], src_vocab: Vocab, tgt_vocab: Vocab,
+                   batch_size: int = 256, *, decode: Callable | None = None) -> float:
+    """Share of reference tokens (and the final ``<eos>``) that greedy decoding reproduces in place.
+
+    ``decode`` is the greedy decoder for ``model``: :func:`greedy_decode` (the
+    default, for :class:`Seq2Seq`) or :func:`attention_course.transformer.greedy_decode`.
+    """
+    decode = greedy_decode if decode is None else decode
     correct = total = 0
     for i in range(0, len(pairs), batch_size):
-        c, n = _correct_tokens(model, pairs[i : i + batch_size], src_vocab, tgt_vocab)
+        c, n = _correct_tokens(model, pairs[i : i + batch_size], src_vocab, tgt_vocab, decode)
         correct, total = correct + c, total + n
     return correct / total
 
 
-def accuracy_by_length(model: Seq2Seq, buckets: dict[tuple[int, int], list[Pair]], src_vocab: Vocab,
-                       tgt_vocab: Vocab) -> dict[tuple[int, int], float]:
+def accuracy_by_length(model: nn.Module, buckets: dict[tuple[int, int], list[Pair]], src_vocab: Vocab,
+                       tgt_vocab: Vocab, *, decode: Callable | None = None) -> dict[tuple[int, int], float]:
     """:func:`token_accuracy` for each length bucket (see :func:`attention_course.data.length_buckets`)."""
-    return {b: token_accuracy(model, pairs, src_vocab, tgt_vocab) for b, pairs in buckets.items() if pairs}
+    return {b: token_accuracy(model, pairs, src_vocab, tgt_vocab, decode=decode)
+            for b, pairs in buckets.items() if pairs}
 
 
 def source_gradient_norms(model: Seq2Seq, batch: Batch) -> torch.Tensor:

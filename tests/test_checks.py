@@ -1323,6 +1323,354 @@ SHIFT_WRONG = {
 }
 
 
+# --------------------------------------------------------------------------- chapter 8: solutions and wrong answers
+
+
+def layer_norm_ok(x, gamma, beta, eps=1e-5):
+    mean = x.mean(dim=-1, keepdim=True)  # (..., 1)
+    var = x.var(dim=-1, keepdim=True, unbiased=False)  # (..., 1): divide by D
+    return gamma * (x - mean) / torch.sqrt(var + eps) + beta
+
+
+def feed_forward_ok(x, W1, b1, W2, b2):
+    return torch.relu(x @ W1 + b1) @ W2 + b2  # (B, T, D) -> (B, T, F) -> (B, T, D)
+
+
+def encoder_block_ok(x, attn, ff, norm1, norm2, mask):
+    attended = attn(x, x, x, key_padding_mask=~mask)[0]  # (B, T, D); PyTorch's mask: True = ignore
+    x = norm1(x + attended)
+    return norm2(x + ff(x))
+
+
+def pre_norm_block_ok(x, attn, ff, norm1, norm2, mask):
+    h = norm1(x)
+    x = x + attn(h, h, h, key_padding_mask=~mask)[0]
+    return x + ff(norm2(x))
+
+
+def _ln_with(x, gamma, beta, eps, *, dim=-1, unbiased=False, eps_inside=True, center=True, keepdim=True):
+    mean = x.mean(dim=dim, keepdim=keepdim) if center else 0.0
+    var = x.var(dim=dim, keepdim=keepdim, unbiased=unbiased)
+    return gamma * (x - mean) / ((var + eps).sqrt() if eps_inside else var.sqrt() + eps) + beta
+
+
+def _ln_inplace(x, gamma, beta, eps=1e-5):
+    x -= x.mean(dim=-1, keepdim=True)  # writes into the caller's tensor
+    return gamma * x / torch.sqrt(x.var(dim=-1, keepdim=True, unbiased=False) + eps) + beta
+
+
+LAYER_NORM_WRONG = {
+    "unbiased variance (torch.var's default)": (
+        lambda x, g, b, eps=1e-5: _ln_with(x, g, b, eps, unbiased=True), "Bessel"),
+    "x.std(), unbiased": (
+        lambda x, g, b, eps=1e-5: g * (x - x.mean(-1, keepdim=True)) / (x.std(-1, keepdim=True) ** 2 + eps).sqrt()
+        + b, "unbiased variance"),
+    "over the tokens (dim -2)": (lambda x, g, b, eps=1e-5: _ln_with(x, g, b, eps, dim=-2), "over the tokens"),
+    "over dim 0": (lambda x, g, b, eps=1e-5: _ln_with(x, g, b, eps, dim=0), "dim=-1"),
+    "over the whole tensor": (
+        lambda x, g, b, eps=1e-5: _ln_with(x, g, b, eps, dim=tuple(range(x.dim()))), "whole tensor"),
+    "eps outside the root": (lambda x, g, b, eps=1e-5: _ln_with(x, g, b, eps, eps_inside=False), "outside"),
+    "no eps": (lambda x, g, b, eps=1e-5: _ln_with(x, g, b, 0.0), "left out eps"),
+    "eps ignored (the default always)": (lambda x, g, b, eps=1e-5: _ln_with(x, g, b, 1e-5), "eps passed in"),
+    "no gamma, no beta": (
+        lambda x, g, b, eps=1e-5: _ln_with(x, torch.ones_like(g), torch.zeros_like(b), eps), "not applied"),
+    "gamma and beta swapped": (lambda x, g, b, eps=1e-5: _ln_with(x, b, g, eps), "swapped"),
+    "mean not subtracted": (lambda x, g, b, eps=1e-5: _ln_with(x, g, b, eps, center=False), "subtract the mean"),
+    "divided by the variance": (
+        lambda x, g, b, eps=1e-5: g * (x - x.mean(-1, keepdim=True)) / (x.var(-1, keepdim=True, unbiased=False) + eps)
+        + b, "not by its square root"),
+    "no keepdim": (lambda x, g, b, eps=1e-5: _ln_with(x, g, b, eps, keepdim=False), "keepdim=True"),
+    "modifies x in place": (_ln_inplace, "in place"),
+    "F.layer_norm over (T, D)": (
+        lambda x, g, b, eps=1e-5: torch.nn.functional.layer_norm(x, x.shape[-2:], eps=eps) * g + b, "dim=-1"),
+}
+
+
+def _ff_inplace(x, W1, b1, W2, b2):
+    x += 0.0 * x  # harmless numbers, but it writes into the caller's tensor
+    x.mul_(2.0)
+    return feed_forward_ok(x / 2.0, W1, b1, W2, b2)
+
+
+def _ff_mix_tokens(x, W1, b1, W2, b2):
+    return feed_forward_ok(x, W1, b1, W2, b2) + 0.1 * x.mean(dim=1, keepdim=True)  # every token sees the mean
+
+
+FEED_FORWARD_WRONG = {
+    "ReLU after the second layer too": (
+        lambda x, W1, b1, W2, b2: torch.relu(feed_forward_ok(x, W1, b1, W2, b2)), "after the second layer too"),
+    "ReLU only after the second layer": (
+        lambda x, W1, b1, W2, b2: torch.relu((x @ W1 + b1) @ W2 + b2), "instead of between"),
+    "no ReLU": (lambda x, W1, b1, W2, b2: (x @ W1 + b1) @ W2 + b2, "there is no ReLU"),
+    "GELU": (lambda x, W1, b1, W2, b2: torch.nn.functional.gelu(x @ W1 + b1) @ W2 + b2, "GELU"),
+    "no b1": (lambda x, W1, b1, W2, b2: torch.relu(x @ W1) @ W2 + b2, "b1 is missing"),
+    "no b2": (lambda x, W1, b1, W2, b2: torch.relu(x @ W1 + b1) @ W2, "b2 is missing"),
+    "weights transposed (runs when D = F)": (
+        lambda x, W1, b1, W2, b2: torch.relu(x @ W1.T + b1) @ W2.T + b2, "transposed"),
+    "along the time axis (runs when T = D = F)": (
+        lambda x, W1, b1, W2, b2: feed_forward_ok(x.transpose(1, 2), W1, b1, W2, b2).transpose(1, 2),
+        "mixing the tokens"),
+    "adds the mean over the tokens": (_ff_mix_tokens, "position-wise"),
+    "modifies x in place": (_ff_inplace, "in place"),
+    "returns the hidden layer": (lambda x, W1, b1, W2, b2: torch.relu(x @ W1 + b1), "hidden layer"),
+}
+
+
+def _mha_out(attn, h, mask, kv=None, **kw):
+    kv = h if kv is None else kv
+    return attn(h, kv, kv, key_padding_mask=mask, **kw)[0]  # (B, T, D)
+
+
+def _post(x, attn, ff, n1, n2, mask, *, sublayer1=None, sublayer2=None):
+    """Post-norm with either sublayer replaced by ``sublayer(x, a)`` -> its new x."""
+    a = _mha_out(attn, x, ~mask)
+    x1 = sublayer1(x, a) if sublayer1 else n1(x + a)
+    return sublayer2(x1, a) if sublayer2 else n2(x1 + ff(x1))
+
+
+def _block_inplace(x, attn, ff, norm1, norm2, mask):
+    x += attn(x, x, x, key_padding_mask=~mask)[0]  # writes into the caller's x
+    x = norm1(x)
+    return norm2(x + ff(x))
+
+
+ENCODER_BLOCK_WRONG = {
+    "pre-norm": (pre_norm_block_ok, "that is the pre-norm block"),
+    "no attention residual": (
+        lambda x, at, ff, n1, n2, m: _post(x, at, ff, n1, n2, m, sublayer1=lambda x, a: n1(a)),
+        "no residual connection around the attention"),
+    "no feed-forward residual": (
+        lambda x, at, ff, n1, n2, m: _post(x, at, ff, n1, n2, m, sublayer2=lambda x, a: n2(ff(x))),
+        "no residual connection around the feed-forward"),
+    "residual added after the norm": (
+        lambda x, at, ff, n1, n2, m: _post(x, at, ff, n1, n2, m, sublayer1=lambda x, a: x + n1(a),
+                                           sublayer2=lambda x, a: x + n2(ff(x))),
+        "the residual is added after the norm"),
+    "feed-forward reads the attention output": (
+        lambda x, at, ff, n1, n2, m: _post(x, at, ff, n1, n2, m, sublayer2=lambda x, a: n2(x + ff(a))),
+        "reads the raw attention output"),
+    "norms swapped": (
+        lambda x, at, ff, n1, n2, m: _post(x, at, ff, n2, n1, m), "norm1 and norm2 are swapped"),
+    "norm1 twice": (lambda x, at, ff, n1, n2, m: _post(x, at, ff, n1, n1, m), "norm1 for both"),
+    "no feed-forward": (
+        lambda x, at, ff, n1, n2, m: _post(x, at, ff, n1, n2, m, sublayer2=lambda x, a: n2(x)),
+        "feed-forward sublayer is missing"),
+    "mask inverted (NaN)": (lambda x, at, ff, n1, n2, m: encoder_block_ok(x, at, ff, n1, n2, ~m), "~mask"),
+    "mask inverted, need_weights=False (zeros)": (
+        lambda x, at, ff, n1, n2, m: (lambda h: n2(h + ff(h)))(n1(x + _mha_out(at, x, m, need_weights=False))),
+        "the mask is inverted"),
+    "mask ignored": (
+        lambda x, at, ff, n1, n2, m: (lambda h: n2(h + ff(h)))(n1(x + at(x, x, x)[0])), "padding is not masked"),
+    "mask as attn_mask (crashes)": (
+        lambda x, at, ff, n1, n2, m: (lambda h: n2(h + ff(h)))(n1(x + at(x, x, x, attn_mask=~m)[0])),
+        "key_padding_mask"),
+    "keeps the pair from attn (crashes)": (
+        lambda x, at, ff, n1, n2, m: n1(x + at(x, x, x, key_padding_mask=~m)), "take [0]"),
+    "returns (x, weights)": (
+        lambda x, at, ff, n1, n2, m: (encoder_block_ok(x, at, ff, n1, n2, m), None), "return only the new x"),
+    "modifies x in place": (_block_inplace, "in place"),
+}
+
+
+def _pre(x, attn, ff, n1, n2, mask, *, first=None, second=None):
+    h = n1(x)
+    y = first(x, h) if first else x + _mha_out(attn, h, ~mask)
+    return second(y) if second else y + ff(n2(y))
+
+
+PRE_NORM_WRONG = {
+    "post-norm": (encoder_block_ok, "that is the post-norm block"),
+    "residual from the normalised x": (
+        lambda x, at, ff, n1, n2, m: _pre(x, at, ff, n1, n2, m, first=lambda x, h: h + _mha_out(at, h, ~m)),
+        "the residual starts from the normalised x"),
+    "only the queries normalised": (
+        lambda x, at, ff, n1, n2, m: _pre(x, at, ff, n1, n2, m, first=lambda x, h: x + _mha_out(at, h, ~m, kv=x)),
+        "only the queries are normalised"),
+    "feed-forward without norm2": (
+        lambda x, at, ff, n1, n2, m: _pre(x, at, ff, n1, n2, m, second=lambda y: y + ff(y)), "without norm2"),
+    "norm after the feed-forward": (
+        lambda x, at, ff, n1, n2, m: _pre(x, at, ff, n1, n2, m, second=lambda y: n2(y + ff(y))),
+        "after the feed-forward's residual"),
+    "no attention residual": (
+        lambda x, at, ff, n1, n2, m: _pre(x, at, ff, n1, n2, m, first=lambda x, h: _mha_out(at, h, ~m)),
+        "no residual connection around the attention"),
+    "no feed-forward residual": (
+        lambda x, at, ff, n1, n2, m: _pre(x, at, ff, n1, n2, m, second=lambda y: ff(n2(y))),
+        "no residual connection around the feed-forward"),
+    "norms swapped": (lambda x, at, ff, n1, n2, m: _pre(x, at, ff, n2, n1, m), "swapped"),
+    "mask inverted (NaN)": (lambda x, at, ff, n1, n2, m: pre_norm_block_ok(x, at, ff, n1, n2, ~m), "~mask"),
+    "mask inverted, need_weights=False (zeros)": (
+        lambda x, at, ff, n1, n2, m: _pre(x, at, ff, n1, n2, m, first=lambda x, h: x + _mha_out(
+            at, h, m, need_weights=False)), "the mask is inverted"),
+    "mask ignored": (
+        lambda x, at, ff, n1, n2, m: _pre(x, at, ff, n1, n2, m, first=lambda x, h: x + at(h, h, h)[0]),
+        "padding is not masked"),
+}
+
+# --------------------------------------------------------------------------- chapter 10: solutions and wrong answers
+
+
+def online_softmax_update_ok(m, l, block):
+    m_new = torch.maximum(m, block.max(dim=-1).values)  # (L,)
+    return m_new, l * torch.exp(m - m_new) + torch.exp(block - m_new[:, None]).sum(dim=-1)
+
+
+def attention_block_update_ok(m, l, acc, scores_block, values_block):
+    m_new = torch.maximum(m, scores_block.max(dim=-1).values)  # (L,)
+    scale = torch.exp(m - m_new)  # (L,)
+    p = torch.exp(scores_block - m_new[:, None])  # (L, C)
+    return m_new, l * scale + p.sum(dim=-1), acc * scale[:, None] + p @ values_block
+
+
+def cached_attention_step_ok(q_t, k_t, v_t, cache_k, cache_v):
+    cache_k = torch.cat([cache_k, k_t], dim=-2)  # (..., S+1, E)
+    cache_v = torch.cat([cache_v, v_t], dim=-2)  # (..., S+1, Ev)
+    weights = torch.softmax(q_t @ cache_k.transpose(-2, -1) / q_t.shape[-1] ** 0.5, dim=-1)  # (..., 1, S+1)
+    return weights @ cache_v, cache_k, cache_v
+
+
+def linear_attention_ok(q, k, v):
+    phi_q, phi_k = torch.nn.functional.elu(q) + 1, torch.nn.functional.elu(k) + 1  # (B, L, E), (B, S, E)
+    kv = phi_k.transpose(-2, -1) @ v  # (B, E, Ev): summed over the keys once
+    z = phi_q @ phi_k.sum(dim=-2)[..., None]  # (B, L, 1)
+    return phi_q @ kv / z  # (B, L, Ev)
+
+
+def _os(m, l, block, *, new_max=None, old_scale=None, block_ref=None, block_sum=None):
+    """The online-softmax step with one piece replaced."""
+    m_new = torch.maximum(m, block.max(dim=-1).values) if new_max is None else new_max(m, block)
+    old = l * torch.exp(m - m_new) if old_scale is None else old_scale(m, l, m_new)
+    ref = m_new if block_ref is None else block_ref(m, m_new)
+    new = torch.exp(block - ref[:, None]).sum(dim=-1) if block_sum is None else block_sum(block, ref)
+    return m_new, old + new
+
+
+def _os_inplace(m, l, block):
+    m_new = torch.maximum(m, block.max(dim=-1).values)
+    l *= torch.exp(m - m_new)  # writes into the caller's l
+    return m_new, l + torch.exp(block - m_new[:, None]).sum(dim=-1)
+
+
+ONLINE_SOFTMAX_WRONG = {
+    "l not rescaled": (lambda m, l, b: _os(m, l, b, old_scale=lambda m, l, mn: l), "l was not rescaled"),
+    "the block's max only": (
+        lambda m, l, b: _os(m, l, b, new_max=lambda m, b: b.max(dim=-1).values), "this block's max only"),
+    "rescaled the wrong way": (
+        lambda m, l, b: _os(m, l, b, old_scale=lambda m, l, mn: l * torch.exp(mn - m)), "the wrong way"),
+    "exps without subtracting the max": (
+        lambda m, l, b: _os(m, l, b, old_scale=lambda m, l, mn: l, block_sum=lambda b, ref: torch.exp(b).sum(dim=-1)),
+        "without subtracting"),
+    "block relative to the old max": (
+        lambda m, l, b: _os(m, l, b, block_ref=lambda m, mn: m), "relative to the old max"),
+    "old l dropped": (lambda m, l, b: _os(m, l, b, old_scale=lambda m, l, mn: 0.0), "old l was dropped"),
+    "one max for the whole block": (
+        lambda m, l, b: _os(m, l, b, new_max=lambda m, b: torch.maximum(m, b.max())), "whole block"),
+    "max over dim 0": (
+        lambda m, l, b: _os(m, l, b, new_max=lambda m, b: torch.maximum(m, b.max(dim=0).values)), "rows (dim=0)"),
+    "sum over dim 0": (
+        lambda m, l, b: _os(m, l, b, block_sum=lambda b, ref: torch.exp(b - ref[:, None]).sum(dim=0)),
+        "rows (dim=0)"),
+    "keepdim": (lambda m, l, b: tuple(t[:, None] for t in online_softmax_update_ok(m, l, b)), "keepdim"),
+    "returns l only": (lambda m, l, b: online_softmax_update_ok(m, l, b)[1], "(m_new, l_new)"),
+    "max(dim=-1) pair (crashes)": (
+        lambda m, l, b: _os(m, l, b, new_max=lambda m, b: torch.maximum(m, b.max(dim=-1))), "(values, indices)"),
+    "modifies l in place": (_os_inplace, "in place"),
+}
+
+
+def _abu(m, l, acc, s, v, *, acc_scale=True, l_scale=True, divide=False, fa1=False, sign=1.0, new_max=None,
+         ref=None, block_softmax=False):
+    m_new = torch.maximum(m, s.max(dim=-1).values) if new_max is None else new_max(m, s)
+    scale = torch.exp(sign * (m - m_new))  # (L,)
+    p = torch.exp(s - (m_new if ref is None else ref(m, m_new))[:, None])  # (L, C)
+    l_new = (l * scale if l_scale else l) + p.sum(dim=-1)
+    pv = torch.softmax(s, dim=-1) @ v if block_softmax else p @ v
+    if fa1:
+        return m_new, l_new, (acc * (l * scale)[:, None] + pv) / l_new[:, None]
+    acc_new = (acc * scale[:, None] if acc_scale else acc) + pv
+    return m_new, l_new, acc_new / l_new[:, None] if divide else acc_new
+
+
+def _abu_inplace(m, l, acc, s, v):
+    m_new = torch.maximum(m, s.max(dim=-1).values)
+    scale = torch.exp(m - m_new)
+    p = torch.exp(s - m_new[:, None])
+    acc *= scale[:, None]  # writes into the caller's acc
+    return m_new, l * scale + p.sum(dim=-1), acc + p @ v
+
+
+BLOCK_UPDATE_WRONG = {
+    "acc not rescaled": (lambda *a: _abu(*a, acc_scale=False), "acc was not rescaled"),
+    "l not rescaled": (lambda *a: _abu(*a, l_scale=False), "l was not rescaled"),
+    "acc divided early": (lambda *a: _abu(*a, divide=True), "acc was divided by l"),
+    "acc kept normalised (FlashAttention-1)": (lambda *a: _abu(*a, fa1=True), "kept normalised"),
+    "rescaled the wrong way": (lambda *a: _abu(*a, sign=-1.0), "the wrong way"),
+    "the block's max only": (
+        lambda *a: _abu(*a, new_max=lambda m, s: s.max(dim=-1).values), "this block's max only"),
+    "weights relative to the old max": (lambda *a: _abu(*a, ref=lambda m, mn: m), "relative to the old max"),
+    "softmax within the block": (lambda *a: _abu(*a, block_softmax=True), "normalised on their own"),
+    "returns (m, l) only": (lambda *a: attention_block_update_ok(*a)[:2], "(m, l, acc)"),
+    "values not transposed right (crashes)": (
+        lambda m, l, acc, s, v: attention_block_update_ok(m, l, acc, s, v.T), "values_block (C, Ev)"),
+    "modifies acc in place": (_abu_inplace, "in place"),
+}
+
+
+def _kv(q, k, v, ck, cv, *, before=False, scale=None, dim=-1, cat=None):
+    cat = cat or (lambda c, n: torch.cat([c, n], dim=-2))
+    K, V = cat(ck, k), cat(cv, v)
+    Ka, Va = (ck, cv) if before else (K, V)
+    scale = q.shape[-1] ** 0.5 if scale is None else scale(q, v)
+    return torch.softmax(q @ Ka.transpose(-2, -1) / scale, dim=dim) @ Va, K, V
+
+
+KV_CACHE_WRONG = {
+    "attends before appending": (lambda *a: _kv(*a, before=True), "before appending"),
+    "no scale": (lambda *a: _kv(*a, scale=lambda q, v: 1.0), "did not divide"),
+    "scaled by sqrt(Ev)": (lambda *a: _kv(*a, scale=lambda q, v: v.shape[-1] ** 0.5), "sqrt(Ev)"),
+    "softmax over the query": (lambda *a: _kv(*a, dim=-2), "over the single query"),
+    "overwrites the cache": (lambda *a: _kv(*a, cat=lambda c, n: n), "overwrote"),
+    "prepends": (lambda *a: _kv(*a, cat=lambda c, n: torch.cat([n, c], dim=-2)), "in front of the cache"),
+    "appends along dim 1 (the head axis with heads)": (
+        lambda *a: _kv(*a, cat=lambda c, n: torch.cat([c, n], dim=1)), "dim=-2"),
+    "appends along the feature axis (crashes)": (
+        lambda *a: _kv(*a, cat=lambda c, n: torch.cat([c, n], dim=-1)), "time axis"),
+    "caches not returned": (lambda *a: cached_attention_step_ok(*a)[0], "(out_t, cache_k, cache_v)"),
+    "cache not extended": (lambda q, k, v, ck, cv: (cached_attention_step_ok(q, k, v, ck, cv)[0], ck, cv),
+                           "the S old positions only"),
+}
+
+
+def _phi_relu(x):
+    return torch.relu(x)
+
+
+def _lin(q, k, v, *, phi=lambda x: torch.nn.functional.elu(x) + 1, normalise=True, phi_v=False):
+    a = phi(q) @ phi(k).transpose(-2, -1)  # (B, L, S)
+    if normalise:
+        a = a / a.sum(dim=-1, keepdim=True)
+    return a @ (phi(v) if phi_v else v)
+
+
+LINEAR_ATTENTION_WRONG = {
+    "no normaliser": (lambda q, k, v: _lin(q, k, v, normalise=False), "there is no normaliser"),
+    "phi = relu": (lambda q, k, v: _lin(q, k, v, phi=_phi_relu), "phi is relu"),
+    "phi = elu": (lambda q, k, v: _lin(q, k, v, phi=torch.nn.functional.elu), "without the + 1"),
+    "phi = exp": (lambda q, k, v: _lin(q, k, v, phi=torch.exp), "phi is exp"),
+    "softmax attention": (
+        lambda q, k, v: torch.softmax(q @ k.transpose(-2, -1) / q.shape[-1] ** 0.5, dim=-1) @ v,
+        "softmax attention"),
+    "phi on the values": (lambda q, k, v: _lin(q, k, v, phi_v=True), "values too"),
+    "divided by S": (lambda q, k, v: _lin(q, k, v, normalise=False) / k.shape[-2], "divided by S"),
+    "q and k scaled by 1/sqrt(E)": (
+        lambda q, k, v: _lin(q / q.shape[-1] ** 0.5, k / q.shape[-1] ** 0.5, v), "no 1/sqrt(E)"),
+    "q and k swapped (runs when L = S)": (lambda q, k, v: _lin(k, q, v), "swapped"),
+    "normaliser summed over the features (crashes unless E = S)": (
+        lambda q, k, v: (lambda pq, pk: pq @ (pk.transpose(-2, -1) @ v) / (pq @ pk.sum(dim=-1)[..., None]))(
+            torch.nn.functional.elu(q) + 1, torch.nn.functional.elu(k) + 1), "phi(k).sum(dim=-2)"),
+}
+
+
 CASES = [
     (checks.check_softmax, softmax_ok, SOFTMAX_WRONG),
     (checks.check_attention_weights, weights_ok, WEIGHTS_WRONG),
@@ -1362,6 +1710,14 @@ CASES = [
     (checks.check_rotate_pairs, rotate_pairs_ok, ROTATE_WRONG),
     (checks.check_adds_distinct_positions, adds_distinct_positions_ok, ADDS_DISTINCT_WRONG),
     (checks.check_shift_matrix, shift_matrix_ok, SHIFT_WRONG),
+    (checks.check_layer_norm, layer_norm_ok, LAYER_NORM_WRONG),
+    (checks.check_feed_forward, feed_forward_ok, FEED_FORWARD_WRONG),
+    (checks.check_encoder_block, encoder_block_ok, ENCODER_BLOCK_WRONG),
+    (checks.check_pre_norm_block, pre_norm_block_ok, PRE_NORM_WRONG),
+    (checks.check_online_softmax_update, online_softmax_update_ok, ONLINE_SOFTMAX_WRONG),
+    (checks.check_attention_block_update, attention_block_update_ok, BLOCK_UPDATE_WRONG),
+    (checks.check_cached_attention_step, cached_attention_step_ok, KV_CACHE_WRONG),
+    (checks.check_linear_attention, linear_attention_ok, LINEAR_ATTENTION_WRONG),
 ]
 
 
@@ -1461,3 +1817,17 @@ def test_position_adder_probes_say_what_they_do():
     _, sequence_first, (B, T, D), _, _ = next(p for p in probes if "sequence-first" in p[0])
     added = sequence_first(torch.zeros(B, T, D))  # (B, T, D)
     assert torch.equal(added[:, 0], added[:, -1]) and not torch.equal(added[0], added[1])
+
+
+def test_encoder_block_variants_match_torch():
+    """The hand-built post- and pre-norm blocks the encoder checks name their mistakes against are PyTorch's."""
+    for norm_first in (False, True):
+        layer = checks._torch_encoder_layer(84, 8, 2, 16, norm_first)
+        x = torch.randn(3, 5, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+        mask = torch.tensor([[True] * 5, [True] * 3 + [False] * 2, [True] + [False] * 4])  # (B, T)
+        ff = torch.nn.Sequential(layer.linear1, torch.nn.ReLU(), layer.linear2)
+        variants = checks._block_variants(x, layer, mask, ff)
+        with torch.no_grad():
+            expected = layer(x, src_key_padding_mask=~mask)
+        assert torch.allclose(variants["pre" if norm_first else "post"], expected, atol=1e-10)
+        assert not torch.allclose(variants["post" if norm_first else "pre"], expected, atol=1e-3)

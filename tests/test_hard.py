@@ -535,6 +535,29 @@ def test_best_time_refuses_bad_counts(kwargs) -> None:
         timing.best_time(lambda: None, **kwargs)
 
 
+def test_best_times_interleaves_rounds_so_a_burst_of_load_hits_every_function(monkeypatch) -> None:
+    clock = FakeClock()
+    monkeypatch.setattr(timing, "time", SimpleNamespace(perf_counter=clock))
+    order = []
+    load = {"extra": 0.0}
+
+    def timed(name, cost):
+        def fn() -> None:
+            order.append(name)
+            clock.now += cost + load["extra"]
+        return fn
+
+    fns = {"a": timed("a", 0.02), "b": timed("b", 0.03)}
+    # each call lasts >= min_seconds: number = 1 for both, found after the warmup call
+    result = timing.best_times(fns, repeat=3, warmup=1, min_seconds=0.01)
+    assert result == {"a": pytest.approx(0.02), "b": pytest.approx(0.03)}
+    assert order == ["a", "a", "b", "b"] + ["a", "b"] * 3  # setup per function, then interleaved rounds
+    with pytest.raises(ValueError, match="at least one function"):
+        timing.best_times({})
+    with pytest.raises(ValueError, match="need repeat >= 1"):
+        timing.best_times(fns, repeat=0)
+
+
 def test_reinforce_surrogate_rejects_bad_picks_and_baselines() -> None:
     logp = torch.log_softmax(torch.zeros(3, 4), dim=-1)
     rewards = torch.ones(3)
