@@ -31,7 +31,7 @@ from .scores import SCORE_RULES, make_score
 
 __all__ = ["Explorer", "softmax_temperature_explorer", "scoring_rule_explorer", "heatmap_explorer", "decoder_steps_explorer",
            "prediction_steps_explorer", "topk_explorer", "mask_explorer",
-           "positional_explorer"]
+           "positional_explorer", "tiling_explorer"]
 
 
 class Explorer:
@@ -434,3 +434,121 @@ def positional_explorer(
         fig.tight_layout()
 
     return Explorer(draw, frames, list(labels), description=over, figsize=(11.0, 3.4))
+
+
+def tiling_explorer(
+    ns: Sequence[int],
+    standard_bytes: Sequence[float] | np.ndarray,
+    tiled_bytes: dict[int, Sequence[float] | np.ndarray],
+    seconds: dict[int, float] | None = None,
+    *,
+    standard_seconds: float | None = None,
+    time_n: int | None = None,
+    picture_n: int | None = None,
+) -> Explorer:
+    """Step through the block sizes of tiled attention: which tile is live, peak memory, time (chapter 10).
+
+    Draws only the numbers it is given (measure them first, e.g. with
+    :func:`attention_course.timing.peak_memory`); it times nothing itself.
+
+    Args:
+        ns: the sequence lengths n = L = S measured, increasing.
+        standard_bytes: (len(ns),) peak bytes of standard attention at each n.
+        tiled_bytes: block size b -> (len(ns),) peak bytes of tiled attention
+            with (b, b) tiles at each n. One frame per block size, in
+            increasing order.
+        seconds: block size -> seconds per call at ``time_n`` (same keys as
+            ``tiled_bytes``); adds a panel of times, with
+            ``standard_seconds`` as a reference line.
+        picture_n: the n of the score-matrix picture (default ``max(ns)``).
+
+    Each frame shows, for one block size b: the (n, n) score matrix cut into
+    (b, b) tiles, with the tiles already done, the one tile held in memory and
+    the row of tiles whose queries share a running (m, l, O) state; peak
+    memory against n, standard and tiled (other block sizes in grey); and,
+    with ``seconds``, the time of every block size with this one highlighted.
+    """
+    ns_arr = np.asarray(ns)
+    if ns_arr.ndim != 1 or len(ns_arr) < 2 or not np.issubdtype(ns_arr.dtype, np.integer) or ns_arr.min() < 1 \
+            or np.any(np.diff(ns_arr) <= 0):
+        raise ValueError(f"ns must be at least 2 increasing positive ints, got {list(ns)}")
+    std = np.asarray(standard_bytes, dtype=np.float64)
+    if std.shape != ns_arr.shape or not np.all(np.isfinite(std) & (std > 0)):
+        raise ValueError(f"standard_bytes must be {len(ns_arr)} positive numbers, one per n, got shape {std.shape}")
+    if not tiled_bytes:
+        raise ValueError("tiling_explorer needs tiled_bytes for at least one block size")
+    tiled = {}
+    for b, values in tiled_bytes.items():
+        if isinstance(b, bool) or not isinstance(b, (int, np.integer)) or b < 1:
+            raise ValueError(f"block sizes must be positive ints, got {b!r}")
+        arr = np.asarray(values, dtype=np.float64)
+        if arr.shape != ns_arr.shape or not np.all(np.isfinite(arr) & (arr > 0)):
+            raise ValueError(f"tiled_bytes[{b}] must be {len(ns_arr)} positive numbers, one per n, got shape {arr.shape}")
+        tiled[int(b)] = arr
+    blocks = sorted(tiled)
+    if seconds is not None:
+        if sorted(seconds) != blocks:
+            raise ValueError(f"seconds must have the block sizes {blocks} as keys, got {sorted(seconds)}")
+        if any(not np.isfinite(seconds[b]) or seconds[b] <= 0 for b in blocks) or \
+                (standard_seconds is not None and not standard_seconds > 0):
+            raise ValueError("seconds and standard_seconds must be positive")
+    n_pic = int(ns_arr[-1]) if picture_n is None else picture_n
+    if isinstance(n_pic, bool) or not isinstance(n_pic, (int, np.integer)) or n_pic < 1:
+        raise ValueError(f"picture_n must be a positive int, got {picture_n!r}")
+    mib = 2.0**20
+    # tile states for the picture: 0 not yet, 1 done, 2 the query block's row (its m, l, O are live), 3 the live tile
+    cmap = plt.matplotlib.colors.ListedColormap(["white", "#c6dbef", "#fdd0a2", "tab:red"])
+
+    def draw(b: int, fig: Figure) -> None:
+        axes = fig.subplots(1, 3 if seconds is not None else 2,
+                            gridspec_kw={"width_ratios": [1, 1.3, 1.1] if seconds is not None else [1, 1.3]})
+        ax_pic, ax_mem = axes[0], axes[1]
+        tiles = -(-n_pic // b)  # tiles per side, the last one possibly partial
+        row, col = tiles // 2, tiles // 3  # a moment in the middle of the loop
+        state = np.zeros((tiles, tiles))
+        state[:row] = 1
+        state[row] = 2
+        state[row, :col] = 1
+        state[row, col] = 3
+        ax_pic.imshow(state, cmap=cmap, vmin=0, vmax=3, extent=(0, n_pic, n_pic, 0), interpolation="nearest")
+        if tiles <= 64:
+            for edge in range(b, n_pic, b):
+                ax_pic.axhline(edge, color="grey", lw=0.3)
+                ax_pic.axvline(edge, color="grey", lw=0.3)
+        ax_pic.set_xlabel("key position (S)")
+        ax_pic.set_ylabel("query position (L)")
+        tile_bytes = min(b, n_pic) ** 2 * 4  # float32 scores
+        tile_size = f"{tile_bytes / mib:,.0f} MiB" if tile_bytes >= mib else f"{tile_bytes / 1024:,.0f} KiB"
+        ax_pic.set_title(f"n = {n_pic}: one {min(b, n_pic)}×{min(b, n_pic)} tile live\n"
+                         f"({tile_size} of {n_pic * n_pic * 4 / mib:,.0f} MiB of scores)", fontsize=9)
+        for other in blocks:
+            if other != b:
+                ax_mem.plot(ns_arr, tiled[other] / mib, color="lightgrey", lw=1, marker=".", zorder=1)
+        ax_mem.plot(ns_arr, std / mib, color="black", marker="o", ms=4, label="standard", zorder=2)
+        ax_mem.plot(ns_arr, tiled[b] / mib, color="tab:red", marker="o", ms=4, lw=2, label=f"tiled, block {b}",
+                    zorder=3)
+        ax_mem.set_xscale("log", base=2)
+        ax_mem.set_yscale("log")
+        ax_mem.set_xlabel("n = L = S")
+        ax_mem.set_ylabel("peak memory (MiB)")
+        ax_mem.grid(alpha=0.3)
+        ax_mem.legend(fontsize=8, loc="upper left")
+        ax_mem.set_title(f"at n = {ns_arr[-1]}: {tiled[b][-1] / mib:,.1f} MiB tiled, "
+                         f"{std[-1] / mib:,.0f} MiB standard", fontsize=9)
+        if seconds is not None:
+            ax_t = axes[2]
+            ms = [1e3 * seconds[other] for other in blocks]
+            bars = ax_t.bar(range(len(blocks)), ms, color="lightgrey")
+            bars[blocks.index(b)].set_color("tab:red")
+            ax_t.set_xticks(range(len(blocks)), labels=[str(other) for other in blocks])
+            if standard_seconds is not None:
+                ax_t.axhline(1e3 * standard_seconds, color="black", ls="--", lw=1, label="standard")
+                ax_t.legend(fontsize=8)
+            ax_t.set_xlabel("block size")
+            ax_t.set_ylabel("ms per call")
+            where = f" at n = {time_n}" if time_n is not None else ""
+            ax_t.set_title(f"time{where}: block {b}, {1e3 * seconds[b]:,.0f} ms", fontsize=9)
+        fig.tight_layout()
+
+    return Explorer(draw, blocks, [f"block {b}" for b in blocks], description="block size",
+                    figsize=(12.0 if seconds is not None else 8.5, 3.8))

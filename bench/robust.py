@@ -44,6 +44,11 @@ HEADLINES = {
     "07_positional_encoding": {"beyond_learned": "past N: learned {:.2f}", "beyond_sinusoidal": "sinusoidal {:.2f}",
                                "beyond_rotary": "rotary {:.2f}", "beyond_window": "rotary+window {:.2f}",
                                "max_shift_error": "M_k error {}"},
+    "08_transformer": {"post_final": "post-norm loss {:.2f}", "pre_final": "pre-norm {:.2f}",
+                       "tf_acc": "transformer {:.1f}%", "rnn_acc": "rnn {:.1f}%", "best_align": "best head aligns {:.0f}%"},
+    "10_efficient_attention": {"exp_mem_std": "standard mem ~n^{:.2f}", "exp_mem_tiled": "tiled ~n^{:.2f}",
+                               "mem_ratio_4096": "{:.0f}× less at 4096", "err_lin": "linear rel. error {:.2f}",
+                               "cache_speedup": "KV cache {:.0f}× faster"},
 }
 
 

@@ -190,3 +190,51 @@ def test_positional_explorer_marks_the_frame_and_draws_its_row_or_column():
         widgets.positional_explorer(pe, over="row")
     with pytest.raises(ValueError, match=r"frames must be positions in 0..19"):
         widgets.positional_explorer(pe, [0, 20])
+
+
+def test_tiling_explorer_draws_the_given_numbers_for_each_block_size():
+    import matplotlib.pyplot as plt
+
+    ns = [256, 512, 1024]
+    standard = [16.0 * n * n for n in ns]
+    tiled = {256: [3e5 + 512 * n for n in ns], 64: [2e4 + 512 * n for n in ns]}  # keys out of order on purpose
+    seconds = {64: 0.3, 256: 0.05}
+    ex = widgets.tiling_explorer(ns, standard, tiled, seconds, standard_seconds=0.08, time_n=1024, picture_n=512)
+    assert ex.values == [64, 256] and ex.labels == ["block 64", "block 256"]   # one frame per block, in order
+    fig = ex.figure(1)
+    ax_pic, ax_mem, ax_t = fig.axes
+    state = np.asarray(ax_pic.images[0].get_array())
+    assert state.shape == (2, 2) and (state == 3).sum() == 1                  # 512 / 256 = 2 tiles a side, one live
+    lines = {line.get_label(): line for line in ax_mem.lines}
+    np.testing.assert_allclose(lines["standard"].get_ydata(), np.array(standard) / 2**20)
+    np.testing.assert_allclose(lines["tiled, block 256"].get_ydata(), np.array(tiled[256]) / 2**20)
+    np.testing.assert_allclose(lines["tiled, block 256"].get_xdata(), ns)
+    heights = [bar.get_height() for bar in ax_t.patches]
+    np.testing.assert_allclose(heights, [300.0, 50.0])                        # ms, in block order
+    assert ax_t.patches[1].get_facecolor() != ax_t.patches[0].get_facecolor()  # this frame's block stands out
+    assert "block 256" in ax_t.get_title() and "n = 1024" in ax_t.get_title()
+    plt.close(fig)
+    assert len(widgets.tiling_explorer(ns, standard, tiled).figure(0).axes) == 2  # no times: two panels
+    assert _frames(ex.to_jshtml()) == 2
+
+
+def test_tiling_explorer_inputs_are_checked():
+    ns, std, tiled = [256, 512], [1e6, 4e6], {64: [1e5, 2e5]}
+    with pytest.raises(ValueError, match="ns must be at least 2 increasing positive ints"):
+        widgets.tiling_explorer([512, 256], std, tiled)
+    with pytest.raises(ValueError, match="ns must be"):
+        widgets.tiling_explorer([256.0, 512.0], std, tiled)
+    with pytest.raises(ValueError, match=r"standard_bytes must be 2 positive numbers, one per n, got shape \(3,\)"):
+        widgets.tiling_explorer(ns, [1.0, 2.0, 3.0], tiled)
+    with pytest.raises(ValueError, match="at least one block size"):
+        widgets.tiling_explorer(ns, std, {})
+    with pytest.raises(ValueError, match="block sizes must be positive ints"):
+        widgets.tiling_explorer(ns, std, {0: [1e5, 2e5]})
+    with pytest.raises(ValueError, match=r"tiled_bytes\[64\] must be 2 positive numbers"):
+        widgets.tiling_explorer(ns, std, {64: [1e5, -1.0]})
+    with pytest.raises(ValueError, match=r"seconds must have the block sizes \[64\] as keys"):
+        widgets.tiling_explorer(ns, std, tiled, {128: 0.1})
+    with pytest.raises(ValueError, match="seconds and standard_seconds must be positive"):
+        widgets.tiling_explorer(ns, std, tiled, {64: 0.1}, standard_seconds=0.0)
+    with pytest.raises(ValueError, match="picture_n must be a positive int"):
+        widgets.tiling_explorer(ns, std, tiled, picture_n=0)

@@ -120,7 +120,9 @@ def test_the_book_has_its_pages():
                 "chapters/04_hard_attention_exercises.html", "chapters/05_self_attention.html",
                 "chapters/05_self_attention_exercises.html", "chapters/06_multi_head_attention.html",
                 "chapters/06_multi_head_attention_exercises.html", "chapters/07_positional_encoding.html",
-                "chapters/07_positional_encoding_exercises.html"}
+                "chapters/07_positional_encoding_exercises.html", "chapters/08_transformer.html",
+                "chapters/08_transformer_exercises.html", "chapters/10_efficient_attention.html",
+                "chapters/10_efficient_attention_exercises.html"}
     assert expected <= set(PAGES), expected - set(PAGES)
 
 
@@ -194,7 +196,8 @@ def test_exercise_launch_buttons_open_the_student_version(browser, server):
 EXPLORER_PAGES = ["chapters/00_attention_in_one_page.html", "chapters/01_seq2seq_bottleneck.html",
                   "chapters/02_soft_attention.html", "chapters/03_scoring_functions.html",
                   "chapters/04_hard_attention.html", "chapters/05_self_attention.html",
-                  "chapters/06_multi_head_attention.html", "chapters/07_positional_encoding.html"]
+                  "chapters/06_multi_head_attention.html", "chapters/07_positional_encoding.html",
+                  "chapters/08_transformer.html", "chapters/10_efficient_attention.html"]
 
 
 @pytest.mark.parametrize("page_path", EXPLORER_PAGES)
