@@ -13,6 +13,18 @@ from typing import Callable
 __all__ = ["best_time", "best_times"]
 
 
+def _calls_per_run(fn: Callable[[], object], min_seconds: float) -> int:
+    """As ``timeit`` picks its number: the smallest power of 2 of calls whose run lasts ``min_seconds``."""
+    number = 1
+    while True:
+        start = time.perf_counter()
+        for _ in range(number):
+            fn()
+        if time.perf_counter() - start >= min_seconds or number >= 2**20:
+            return number
+        number *= 2
+
+
 def best_time(fn: Callable[[], object], *, repeat: int = 5, number: int | None = None, warmup: int = 1,
               min_seconds: float = 0.01) -> float:
     """Seconds per call of ``fn()``: the minimum over ``repeat`` runs of ``number`` calls each.
@@ -27,14 +39,7 @@ def best_time(fn: Callable[[], object], *, repeat: int = 5, number: int | None =
     for _ in range(warmup):
         fn()
     if number is None:
-        number = 1
-        while True:
-            start = time.perf_counter()
-            for _ in range(number):
-                fn()
-            if time.perf_counter() - start >= min_seconds or number >= 2**20:
-                break
-            number *= 2
+        number = _calls_per_run(fn, min_seconds)
     best = float("inf")
     for _ in range(repeat):
         start = time.perf_counter()
@@ -62,15 +67,7 @@ def best_times(fns: dict[str, Callable[[], object]], *, repeat: int = 7, warmup:
     for name, fn in fns.items():
         for _ in range(warmup):
             fn()
-        number = 1
-        while True:
-            start = time.perf_counter()
-            for _ in range(number):
-                fn()
-            if time.perf_counter() - start >= min_seconds or number >= 2**20:
-                break
-            number *= 2
-        numbers[name] = number
+        numbers[name] = _calls_per_run(fn, min_seconds)
     best = {name: float("inf") for name in fns}
     for _ in range(repeat):
         for name, fn in fns.items():
