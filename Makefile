@@ -25,7 +25,7 @@ unit: $(STAMP)
 	$(BIN)/python -m pytest tests/ --ignore=tests/browser
 
 notebooks: $(STAMP)
-	$(BIN)/python -m pytest --nbval-lax --nbval-current-env chapters/
+	$(BIN)/python -m pytest --nbval-lax --nbval-current-env chapters/ book/
 
 # The book caches executed notebooks (and Sphinx its doctrees) keyed on the notebooks
 # alone; a change in attention_course would not invalidate them: start from scratch.

@@ -87,12 +87,12 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--one", nargs=2, metavar=("NOTEBOOK", "SEED"), help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "ROBUST.md")
-    parser.add_argument("notebooks", nargs="*", type=Path, help="default: every chapter notebook (not exercises)")
+    parser.add_argument("notebooks", nargs="*", type=Path, help="default: every chapter notebook and book/ notebook (not exercises)")
     args = parser.parse_args()
     if args.one:
         print(json.dumps(run_one(Path(args.one[0]).resolve(), int(args.one[1]))))
         return 0
-    notebooks = args.notebooks or sorted(p for p in (ROOT / "chapters").glob("*.ipynb")
+    notebooks = args.notebooks or sorted(p for p in [*(ROOT / "chapters").glob("*.ipynb"), *(ROOT / "book").glob("*.ipynb")]
                                          if not p.stem.endswith("_exercises"))
     rows = []
     for path in notebooks:

@@ -2,7 +2,8 @@
 
 Writes bench/RESULTS.md (linked from the README) with two tables:
 
-1. For each chapter notebook: the wall time and the kernel's peak resident
+1. For each notebook (the chapters, their exercises, and the executable appendix
+   in book/): the wall time and the kernel's peak resident
    memory of executing it top to bottom in a fresh kernel, against the budget
    every chapter must meet (120 s, 1.5 GB on a 2-core CPU; Binder gives 2 GB).
 2. Our `scaled_dot_product_attention` against
@@ -49,7 +50,7 @@ def execute_one(path: Path) -> dict:
 
 def bench_notebooks() -> list[dict]:
     rows = []
-    for path in sorted((ROOT / "chapters").glob("*.ipynb")):
+    for path in sorted((ROOT / "chapters").glob("*.ipynb")) + sorted((ROOT / "book").glob("*.ipynb")):
         # A fresh process per notebook, so that RUSAGE_CHILDREN sees only its kernel.
         out = subprocess.run(
             [sys.executable, __file__, "--one", str(path)], capture_output=True, text=True, cwd=ROOT

@@ -122,7 +122,10 @@ def test_the_book_has_its_pages():
                 "chapters/06_multi_head_attention_exercises.html", "chapters/07_positional_encoding.html",
                 "chapters/07_positional_encoding_exercises.html", "chapters/08_transformer.html",
                 "chapters/08_transformer_exercises.html", "chapters/10_efficient_attention.html",
-                "chapters/10_efficient_attention_exercises.html"}
+                "chapters/09_applications.html", "chapters/09a_text_classification_and_summarization.html",
+                "chapters/09b_matching_and_translation.html", "chapters/09c_vision_transformer.html",
+                "chapters/09d_time_series_dna_recommendation.html", "chapters/09_applications_exercises.html",
+                "chapters/10_efficient_attention_exercises.html", "book/history.html", "book/misconceptions.html"}
     assert expected <= set(PAGES), expected - set(PAGES)
 
 
