@@ -27,26 +27,7 @@ from attention_course.efficient import (
 )
 from attention_course.masks import causal_mask, padding_mask
 
-TOL = {torch.float32: 1e-5, torch.float64: 1e-10}
-LEADING = [(), (3,), (2, 4)]  # no batch, (B,), (B, H)
-
-
-def randn(*shape: int, seed: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    return torch.randn(*shape, generator=g, dtype=dtype)
-
-
-def qkv(leading: tuple[int, ...], L: int, S: int, E: int, Ev: int, *, seed: int, dtype: torch.dtype = torch.float32):
-    """query (..., L, E), key (..., S, E), value (..., S, Ev), each from its own seed."""
-    return (
-        randn(*leading, L, E, seed=seed, dtype=dtype),
-        randn(*leading, S, E, seed=seed + 1, dtype=dtype),
-        randn(*leading, S, Ev, seed=seed + 2, dtype=dtype),
-    )
-
-
-def assert_close(actual: torch.Tensor, expected: torch.Tensor, tol: float) -> None:
-    torch.testing.assert_close(actual, expected, atol=tol, rtol=tol)
+from _helpers import LEADING, TOL, assert_close, qkv, randn
 
 
 # --- online_softmax vs torch.softmax
