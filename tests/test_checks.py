@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from attention_course import checks
+from attention_course.attention import masked_softmax
 from attention_course.positional import sinusoidal_encoding
 
 # --------------------------------------------------------------------------- solutions
@@ -1671,6 +1672,256 @@ LINEAR_ATTENTION_WRONG = {
 }
 
 
+# --------------------------------------------------------------------------- chapter 9: solutions and wrong answers
+
+
+def attention_pool_ok(h, query, mask):
+    scores = h @ query / h.shape[-1] ** 0.5  # (B, T)
+    scores = scores.masked_fill(~mask, float("-inf"))
+    weights = torch.softmax(scores, dim=-1).nan_to_num(0.0)  # a row of -inf gives NaN: make it 0
+    return (weights[..., None] * h).sum(dim=1), weights  # (B, D), (B, T)
+
+
+def soft_align_ok(a, b):
+    e = torch.einsum("nid,njd->nij", a, b)  # (B, La, Lb)
+    beta = torch.softmax(e, dim=2) @ b  # (B, La, D)
+    alpha = torch.softmax(e.transpose(1, 2), dim=2) @ a  # (B, Lb, D)
+    return beta, alpha, e
+
+
+def patchify_ok(images, patch_size):
+    B, C, H, W = images.shape
+    if H % patch_size or W % patch_size:
+        raise ValueError(f"H={H} and W={W} must be multiples of patch_size={patch_size}")
+    return torch.nn.functional.unfold(images, kernel_size=patch_size, stride=patch_size).transpose(1, 2)
+
+
+def seasonal_naive_ok(y, period, horizon):
+    last = y[-period:]  # (m,): the last full season
+    reps = -(-horizon // period)  # ceil(horizon / period)
+    return last.repeat(reps)[:horizon]
+
+
+def mase_ok(forecast, actual, history, period):
+    scale = (history[period:] - history[:-period]).abs().mean()
+    return ((actual - forecast).abs().mean() / scale).item()
+
+
+def _pool(h, query, mask, *, scale=None, softmax=None, normalise=True, dim=-1, fill=float("-inf"), nan=False):
+    """Attention pooling with one step changed to make a mistake."""
+    scores = h @ query / (h.shape[-1] ** 0.5 if scale is None else scale)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, fill)
+    if softmax is not None:
+        weights = softmax(scores)
+    elif normalise:
+        weights = torch.softmax(scores, dim=dim)
+    else:
+        weights = torch.exp(scores)
+    if not nan:
+        weights = weights.nan_to_num(0.0)
+    return (weights[..., None] * h).sum(dim=1), weights
+
+
+def _pool_mean(h, query, mask):
+    weights = mask.to(h.dtype) / mask.sum(dim=-1, keepdim=True).clamp(min=1)
+    return (weights[..., None] * h).sum(dim=1), weights
+
+
+def _pool_inplace(h, query, mask):
+    h[~mask] = 0.0  # zeroes the caller's padding vectors
+    return attention_pool_ok(h, query, mask)
+
+
+def _pool_zero_after(h, query, mask):
+    weights = torch.softmax(h @ query / h.shape[-1] ** 0.5, dim=-1) * mask
+    return (weights[..., None] * h).sum(dim=1), weights
+
+
+def _pool_matmul(h, query, mask):
+    _, weights = attention_pool_ok(h, query, mask)
+    return weights @ h, weights  # (B, T) @ (B, T, D) broadcasts to (B, B, D)
+
+
+ATTENTION_POOL_WRONG = {
+    "no mask": (lambda h, q, m: _pool(h, q, None), "mask was ignored"),
+    "inverted mask (ac.masked_softmax)": (
+        lambda h, q, m: (lambda w: ((w[..., None] * h).sum(1), w))(
+            masked_softmax(h @ q / h.shape[-1] ** 0.5, ~m)), "inverted"),
+    "inverted mask, -inf fill: NaN for a full sequence": (lambda h, q, m: _pool(h, q, ~m, nan=True), "inverted"),
+    "inverted mask, -1e9 fill": (lambda h, q, m: _pool(h, q, ~m, fill=-1e9), "inverted"),
+    "no 1/sqrt(D)": (lambda h, q, m: _pool(h, q, m, scale=1.0), "did not divide the scores by sqrt(D)"),
+    "divides by D": (lambda h, q, m: _pool(h, q, m, scale=h.shape[-1]), "instead of sqrt(D)"),
+    "softmax over the batch axis": (lambda h, q, m: _pool(h, q, m, dim=0), "batch axis"),
+    "mean pooling": (_pool_mean, "mean pooling"),
+    "padding zeroed after the softmax": (_pool_zero_after, "after the softmax without renormalising"),
+    "exp without normalising": (lambda h, q, m: _pool(h, q, m, normalise=False), "without the softmax's division"),
+    "NaN for a sequence with no real token": (lambda h, q, m: _pool(h, q, m, nan=True), "came out NaN"),
+    "-1e9 fill: uniform weights for a sequence with no real token": (
+        lambda h, q, m: _pool(h, q, m, fill=-1e9), "uniform weights"),
+    "zeroes the padding of h in place": (_pool_inplace, "in place"),
+    "returns (weights, pooled)": (lambda h, q, m: attention_pool_ok(h, q, m)[::-1], "return (pooled, weights)"),
+    "weights @ h without a middle axis": (_pool_matmul, "every sequence"),
+    "weighted tokens not summed": (
+        lambda h, q, m: (lambda p, w: (w[..., None] * h, w))(*attention_pool_ok(h, q, m)), "sum them over the time"),
+    "pooled ignores the weights": (
+        lambda h, q, m: (_pool_mean(h, q, m)[0], attention_pool_ok(h, q, m)[1]), "whatever the weights"),
+    "weights keep a trailing axis": (
+        lambda h, q, m: (lambda p, w: (p, w[..., None]))(*attention_pool_ok(h, q, m)), "trailing axis"),
+    "returns the weights only": (lambda h, q, m: attention_pool_ok(h, q, m)[1], "(pooled, weights)"),
+}
+
+
+def _align(a, b, *, scale=1.0, beta_dim=-1, alpha_dim=-2, transpose=True, beta_from=None, alpha_from=None,
+           softmax=True):
+    e = a @ b.transpose(-2, -1) * scale  # (B, La, Lb)
+    sm = torch.softmax if softmax else (lambda x, dim: x)
+    beta = sm(e, dim=beta_dim) @ (b if beta_from is None else beta_from)
+    w = sm(e, dim=alpha_dim)
+    alpha = (w.transpose(-2, -1) if transpose else w) @ (a if alpha_from is None else alpha_from)
+    return beta, alpha, e
+
+
+def _align_scaled_inside(a, b):
+    e = a @ b.transpose(-2, -1)
+    s = e / a.shape[-1] ** 0.5
+    return torch.softmax(s, dim=-1) @ b, torch.softmax(s, dim=-2).transpose(-2, -1) @ a, e
+
+
+SOFT_ALIGN_WRONG = {
+    "beta's softmax over i": (lambda a, b: _align(a, b, beta_dim=-2), "beta's softmax ran over i"),
+    "alpha's softmax over j": (lambda a, b: _align(a, b, alpha_dim=-1), "alpha's softmax ran over j"),
+    "alpha and beta swapped": (lambda a, b: (lambda be, al, e: (al, be, e))(*soft_align_ok(a, b)), "swapped"),
+    "alpha's weights not transposed (runs when La = Lb)": (
+        lambda a, b: _align(a, b, transpose=False), "not transposed"),
+    "scaled by 1/sqrt(D)": (lambda a, b: _align(a, b, scale=a.shape[-1] ** -0.5), "1/sqrt(D)"),
+    "scaled inside the softmax only": (_align_scaled_inside, "scaled by 1/sqrt(D)"),
+    "e transposed": (lambda a, b: (lambda be, al, e: (be, al, e.transpose(-2, -1)))(*soft_align_ok(a, b)),
+                     "e is transposed"),
+    "no softmax": (lambda a, b: _align(a, b, softmax=False), "there is no softmax"),
+    "beta from the words of a (runs when La = Lb)": (
+        lambda a, b: _align(a, b, beta_from=a), "mixes the words of a"),
+    "alpha from the words of b (runs when La = Lb)": (
+        lambda a, b: _align(a, b, alpha_from=b), "mixes the words of b"),
+    "returns (beta, alpha) only": (lambda a, b: soft_align_ok(a, b)[:2], "(beta, alpha, e)"),
+    "b not transposed (crashes unless D = Lb)": (
+        lambda a, b: (lambda e: (torch.softmax(e, -1) @ b, torch.softmax(e, -2).transpose(-2, -1) @ a, e))(a @ b),
+        "b.transpose(-2, -1)"),
+}
+
+
+def _grid(images, P):
+    B, C, H, W = images.shape
+    return images.reshape(B, C, H // P, P, W // P, P)  # (B, C, H/P, P, W/P, P)
+
+
+def _patches(images, P, order):
+    B, C, H, W = images.shape
+    return _grid(images, P).permute(*order).reshape(B, (H // P) * (W // P), C * P * P)
+
+
+def _patchify_swapped_hw(images, P):
+    B, C, W, H = images.shape  # the wrong names for the axes
+    return images.reshape(B, C, H // P, P, W // P, P).permute(0, 2, 4, 1, 3, 5).reshape(B, -1, C * P * P)
+
+
+def _patchify_no_check(images, P):
+    B, C, H, W = images.shape
+    return _patches(images, P, (0, 2, 4, 1, 3, 5))
+
+
+def _patchify_checks_h_only(images, P):
+    if images.shape[2] % P:
+        raise ValueError(f"H={images.shape[2]} is not a multiple of patch_size={P}")
+    return torch.nn.functional.unfold(images, kernel_size=P, stride=P).transpose(1, 2)
+
+
+def _patchify_assert(images, P):
+    assert images.shape[2] % P == 0 and images.shape[3] % P == 0, "H and W must be multiples of P"
+    return _patches(images, P, (0, 2, 4, 1, 3, 5))
+
+
+PATCHIFY_WRONG = {
+    "patches in column-major order": (lambda x, P: _patches(x, P, (0, 4, 2, 1, 3, 5)), "patches are listed column"),
+    "(P, P, C) flattening": (lambda x, P: _patches(x, P, (0, 2, 4, 3, 5, 1)), "channel-last"),
+    "pixels of a patch column by column": (lambda x, P: _patches(x, P, (0, 2, 4, 1, 5, 3)), "pixels inside each patch"),
+    "plain reshape without permute": (
+        lambda x, P: x.reshape(x.shape[0], -1, x.shape[1] * P * P), "without a permute"),
+    "H and W swapped": (_patchify_swapped_hw, "(B, C, W, H)"),
+    "does not raise (F.unfold drops the pixels that do not fit)": (
+        lambda x, P: torch.nn.functional.unfold(x, kernel_size=P, stride=P).transpose(1, 2), "returned a result"),
+    "no check: the reshape raises RuntimeError": (_patchify_no_check, "should be a ValueError"),
+    "checks H only": (_patchify_checks_h_only, "W = 6 is not a multiple"),
+    "asserts instead of raising ValueError": (_patchify_assert, "an assert is not input validation"),
+    "F.unfold without transpose": (
+        lambda x, P: torch.nn.functional.unfold(x, kernel_size=P, stride=P), "looks transposed"),
+    "patches not flattened": (
+        lambda x, P: _grid(x, P).permute(0, 2, 4, 1, 3, 5).reshape(x.shape[0], -1, x.shape[1], P, P),
+        "still a (C, P, P) block"),
+    "grid not flattened": (
+        lambda x, P: _grid(x, P).permute(0, 2, 4, 1, 3, 5).flatten(3), "still on their (H/P, W/P) grid"),
+}
+
+
+def _sn_lag_plus_one(y, period, horizon):
+    T = len(y)
+    return torch.stack([y[T - period - 1 + h % period] for h in range(horizon)])
+
+
+def _sn_one_based(y, period, horizon):
+    T = len(y)
+    return torch.stack([y[T + h - period] for h in range(1, horizon + 1)])  # 1-based h in a 0-based index
+
+
+def _sn_past_the_end(y, period, horizon):
+    return y[len(y) - period + torch.arange(horizon)]  # IndexError once h > period
+
+
+def _sn_clamped(y, period, horizon):
+    T = len(y)
+    return y[torch.clamp(T - period + torch.arange(horizon), max=T - 1)]
+
+
+SEASONAL_NAIVE_WRONG = {
+    "lag m + 1": (_sn_lag_plus_one, "one too early"),
+    "1-based h in a 0-based index (lag m - 1)": (_sn_one_based, "one too late"),
+    "last-value naive": (lambda y, m, H: y[-1].repeat(H), "last-value"),
+    "first season repeated": (lambda y, m, H: y[:m].repeat(-(-H // m))[:H], "first season"),
+    "one season only (wrong for horizon > period)": (lambda y, m, H: y[-m:][:H], "one season only"),
+    "index past the end for horizon > period": (_sn_past_the_end, "runs past the end"),
+    "last value repeated after one season": (_sn_clamped, "kept repeating the last value"),
+    "mean of the last season": (lambda y, m, H: y[-m:].mean().repeat(H), "mean of the last season"),
+    "returns None": (lambda y, m, H: None, "return"),
+}
+
+
+def _mase_with(forecast, actual, history, period, *, lag=None, scale_on=None, err=lambda e: e.abs(),
+               diff=lambda d: d.abs(), denominator=None, reduce=lambda e: e.mean(), invert=False):
+    lag = period if lag is None else lag
+    base = history if scale_on is None else scale_on(actual, history)
+    d = diff(base[lag:] - base[:-lag])
+    scale = d.mean() if denominator is None else d.sum() / denominator(history)
+    top = reduce(err(actual - forecast))
+    return float(scale / top if invert else top / scale)
+
+
+MASE_WRONG = {
+    "lag-1 scale": (lambda f, a, h, m: _mase_with(f, a, h, m, lag=1), "lag 1"),
+    "scale on the actual values": (
+        lambda f, a, h, m: _mase_with(f, a, h, m, scale_on=lambda a, h: a), "history only"),
+    "signed errors": (lambda f, a, h, m: _mase_with(f, a, h, m, err=lambda e: e), "cancel"),
+    "signed differences in the scale": (
+        lambda f, a, h, m: _mase_with(f, a, h, m, diff=lambda d: d), "scale's differences must be absolute"),
+    "squared errors": (
+        lambda f, a, h, m: _mase_with(f, a, h, m, err=lambda e: e**2, diff=lambda d: d**2), "squared"),
+    "scale averaged over T": (lambda f, a, h, m: _mase_with(f, a, h, m, denominator=len), "T - m ="),
+    "ratio upside down": (lambda f, a, h, m: _mase_with(f, a, h, m, invert=True), "upside down"),
+    "sum of the errors": (lambda f, a, h, m: _mase_with(f, a, h, m, reduce=lambda e: e.sum()), "is a sum"),
+    "errors not averaged (a tensor)": (
+        lambda f, a, h, m: (a - f).abs() / (h[m:] - h[:-m]).abs().mean(), "must be one number"),
+}
+
+
 CASES = [
     (checks.check_softmax, softmax_ok, SOFTMAX_WRONG),
     (checks.check_attention_weights, weights_ok, WEIGHTS_WRONG),
@@ -1714,6 +1965,11 @@ CASES = [
     (checks.check_feed_forward, feed_forward_ok, FEED_FORWARD_WRONG),
     (checks.check_encoder_block, encoder_block_ok, ENCODER_BLOCK_WRONG),
     (checks.check_pre_norm_block, pre_norm_block_ok, PRE_NORM_WRONG),
+    (checks.check_attention_pool, attention_pool_ok, ATTENTION_POOL_WRONG),
+    (checks.check_soft_align, soft_align_ok, SOFT_ALIGN_WRONG),
+    (checks.check_patchify, patchify_ok, PATCHIFY_WRONG),
+    (checks.check_seasonal_naive, seasonal_naive_ok, SEASONAL_NAIVE_WRONG),
+    (checks.check_mase, mase_ok, MASE_WRONG),
     (checks.check_online_softmax_update, online_softmax_update_ok, ONLINE_SOFTMAX_WRONG),
     (checks.check_attention_block_update, attention_block_update_ok, BLOCK_UPDATE_WRONG),
     (checks.check_cached_attention_step, cached_attention_step_ok, KV_CACHE_WRONG),
@@ -1831,3 +2087,41 @@ def test_encoder_block_variants_match_torch():
             expected = layer(x, src_key_padding_mask=~mask)
         assert torch.allclose(variants["pre" if norm_first else "post"], expected, atol=1e-10)
         assert not torch.allclose(variants["post" if norm_first else "pre"], expected, atol=1e-3)
+
+
+def test_chapter9_references_match_torch():
+    """The references the chapter 9 checks compare with are PyTorch's own: attention pooling and soft alignment
+    are F.scaled_dot_product_attention (one query; scale 1 in both directions), patchify is F.unfold, and a
+    Linear on the patches is the strided Conv2d of a patch embedding."""
+    F = torch.nn.functional
+    gen = torch.Generator().manual_seed(0)
+    h = torch.randn(3, 6, 8, generator=gen, dtype=torch.float64)  # (B, T, D)
+    q = torch.randn(8, generator=gen, dtype=torch.float64)
+    mask = torch.tensor([[True] * 6, [True] * 2 + [False] * 4, [False] * 6])  # (B, T): the last sequence is empty
+    pooled, weights = checks._ref_attention_pool(h, q, mask)
+    theirs = F.scaled_dot_product_attention(q.expand(2, 1, 8), h[:2], h[:2], attn_mask=mask[:2, None, :])[:, 0]
+    assert torch.allclose(pooled[:2], theirs, atol=1e-12)
+    assert torch.all(weights[2] == 0) and torch.all(pooled[2] == 0)
+
+    a = torch.randn(2, 4, 5, generator=gen, dtype=torch.float64)  # (B, La, D)
+    b = torch.randn(2, 7, 5, generator=gen, dtype=torch.float64)  # (B, Lb, D)
+    beta, alpha, e = checks._ref_soft_align(a, b)
+    assert torch.allclose(beta, F.scaled_dot_product_attention(a, b, b, scale=1.0), atol=1e-12)
+    assert torch.allclose(alpha, F.scaled_dot_product_attention(b, a, a, scale=1.0), atol=1e-12)
+
+    images = torch.randn(2, 3, 8, 12, generator=gen, dtype=torch.float64)  # (B, C, H, W)
+    patches = checks._ref_patchify(images, 4)  # (B, N, C·P·P)
+    assert torch.equal(patches, F.unfold(images, kernel_size=4, stride=4).transpose(1, 2))
+    conv = torch.nn.Conv2d(3, 5, kernel_size=4, stride=4, dtype=torch.float64)
+    with torch.no_grad():
+        assert torch.allclose(patches @ conv.weight.reshape(5, -1).T + conv.bias,
+                              conv(images).flatten(2).transpose(1, 2), atol=1e-12)
+
+
+def test_seasonal_naive_reference_is_the_formula():
+    """ŷ_(T+h) = y_(T+h-m·k), k = ceil(h/m), in 1-based time: the reference of check_seasonal_naive."""
+    y = checks._seasonal_series(0, 13, 5)
+    T = len(y)
+    for m, H in ((5, 12), (1, 3), (13, 13), (3, 2)):
+        expected = [y[T + h - m * -(-h // m) - 1] for h in range(1, H + 1)]  # y_t is y[t - 1]
+        assert torch.equal(checks._ref_seasonal_naive(y, m, H), torch.stack(expected))
