@@ -46,9 +46,17 @@ HEADLINES = {
                                "max_shift_error": "M_k error {}"},
     "08_transformer": {"post_final": "post-norm loss {:.2f}", "pre_final": "pre-norm {:.2f}",
                        "tf_acc": "transformer {:.1f}%", "rnn_acc": "rnn {:.1f}%", "best_align": "best head aligns {:.0f}%"},
+    "09a_text_classification_and_summarization": {"acc_attn": "attn {:.1f}%", "acc_mean": "mean {:.1f}%",
+                                                  "share_attn": "w on deciding {:.0f}%", "flip_top": "erase top flips {:.0f}%",
+                                                  "rouge_f1_attention": "R1 attn {:.2f}", "rouge_f1_lead_k": "R1 lead {:.2f}"},
+    "09b_matching_and_translation": {"nli_acc_attn": "NLI attn {:.0f}%", "nli_acc_alone": "alone {:.0f}%",
+                                     "nli_acc_hyp": "hyp-only {:.0f}%", "mt_acc": "MT {:.0f}%", "mt_dict_acc": "dict {:.0f}%",
+                                     "mt_align": "align {:.0f}%", "mt_monotone": "diagonal {:.0f}%"},
     "10_efficient_attention": {"exp_mem_std": "standard mem ~n^{:.2f}", "exp_mem_tiled": "tiled ~n^{:.2f}",
                                "mem_ratio_4096": "{:.0f}× less at 4096", "err_lin": "linear rel. error {:.2f}",
                                "cache_speedup": "KV cache {:.0f}× faster"},
+    "misconceptions": {"grad_drop_scores": "unscaled grad ÷{:.0f}", "grad_onehot_pct": "one-hot {:.0f}%",
+                       "mask_read_padding": "pad read {:.2f}", "chats_cats_weight": "chats→cats {:.3f}"},
 }
 
 
