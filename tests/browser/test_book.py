@@ -200,7 +200,9 @@ EXPLORER_PAGES = ["chapters/00_attention_in_one_page.html", "chapters/01_seq2seq
                   "chapters/02_soft_attention.html", "chapters/03_scoring_functions.html",
                   "chapters/04_hard_attention.html", "chapters/05_self_attention.html",
                   "chapters/06_multi_head_attention.html", "chapters/07_positional_encoding.html",
-                  "chapters/08_transformer.html", "chapters/10_efficient_attention.html"]
+                  "chapters/08_transformer.html", "chapters/09a_text_classification_and_summarization.html",
+                  "chapters/09b_matching_and_translation.html", "chapters/09c_vision_transformer.html",
+                  "chapters/09d_time_series_dna_recommendation.html", "chapters/10_efficient_attention.html"]
 
 
 @pytest.mark.parametrize("page_path", EXPLORER_PAGES)
