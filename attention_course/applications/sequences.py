@@ -62,24 +62,25 @@ def _positive_int(name: str, n: object) -> int:
     return n
 
 
-def _check_long(name: str, x: object, ndim: int, legend: str) -> torch.Tensor:
+def _check_tensor(name: str, x: object, ndim: int, legend: str, *, floating: bool) -> torch.Tensor:
+    """``x`` must be a ``ndim``-D tensor of floats (``floating``) or of integers; else a ValueError naming it."""
+    kind = "floating-point" if floating else "integer"
     if not isinstance(x, torch.Tensor):
         raise ValueError(f"{name} must be a torch.Tensor {legend}, got {type(x).__name__}")
     if x.dim() != ndim:
         raise ValueError(f"{name} must be {legend}, got shape {shape_str(x)}")
-    if x.dtype.is_floating_point or x.dtype == torch.bool or x.is_complex():
-        raise ValueError(f"{name} must be an integer tensor {legend}, got dtype {x.dtype}")
+    is_integer = not (x.dtype.is_floating_point or x.dtype == torch.bool or x.is_complex())
+    if not (x.dtype.is_floating_point if floating else is_integer):
+        raise ValueError(f"{name} must be {'a' if floating else 'an'} {kind} tensor {legend}, got dtype {x.dtype}")
     return x
+
+
+def _check_long(name: str, x: object, ndim: int, legend: str) -> torch.Tensor:
+    return _check_tensor(name, x, ndim, legend, floating=False)
 
 
 def _check_float(name: str, x: object, ndim: int, legend: str) -> torch.Tensor:
-    if not isinstance(x, torch.Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor {legend}, got {type(x).__name__}")
-    if x.dim() != ndim:
-        raise ValueError(f"{name} must be {legend}, got shape {shape_str(x)}")
-    if not x.dtype.is_floating_point:
-        raise ValueError(f"{name} must be a floating-point tensor {legend}, got dtype {x.dtype}")
-    return x
+    return _check_tensor(name, x, ndim, legend, floating=True)
 
 
 def _lengths_mask(lengths: torch.Tensor | None, B: int, T: int) -> torch.Tensor | None:
