@@ -28,6 +28,9 @@ from . import masks, multihead, positional, reference, scores
 from .attention import hard_attention, masked_softmax, scaled_dot_product_attention
 from .multihead import MultiHeadAttention
 from .positional import sinusoidal_encoding
+from .applications.sequences import mase as _ref_mase
+from .applications.sequences import seasonal_naive_forecast
+from .applications.vision import patchify as _ref_patchify
 
 __all__ = [
     "NotAttempted",
@@ -3223,15 +3226,6 @@ def check_soft_align(soft_align: Callable) -> None:
     print("soft_align: correct: one score matrix e = a bᵀ, read by rows for beta and by columns for alpha.")
 
 
-def _ref_patchify(images: torch.Tensor, patch_size: int) -> torch.Tensor:
-    """(B, C, H, W) -> (B, N, C·P·P): the patches in row-major order, each flattened in (C, P, P) order."""
-    B, C, H, W = images.shape
-    P = patch_size
-    x = images.reshape(B, C, H // P, P, W // P, P)  # (B, C, H/P, P, W/P, P)
-    x = x.permute(0, 2, 4, 1, 3, 5)  # (B, H/P, W/P, C, P, P): the patch grid first, then each patch's pixels
-    return x.reshape(B, (H // P) * (W // P), C * P * P)  # (B, N, C·P·P)
-
-
 def check_patchify(patchify: Callable) -> None:
     """Exercise: ``patchify(images (B, C, H, W), patch_size P) -> (B, N, C·P·P)``, N = (H/P)(W/P): the P×P
     patches in row-major order, each flattened in (C, P, P) order, so that a Linear with weight
@@ -3333,10 +3327,8 @@ def check_patchify(patchify: Callable) -> None:
 
 
 def _ref_seasonal_naive(y: torch.Tensor, period: int, horizon: int) -> torch.Tensor:
-    """ŷ_{T+h} = y_{T+h-m·ceil(h/m)}, h = 1..horizon: the last full season repeated. (horizon,)"""
-    T = y.shape[0]
-    steps = torch.arange(horizon)  # h - 1
-    return y[T - period + steps % period]  # (horizon,)
+    """The package's seasonal naive forecast for one series: (T,) -> (horizon,)."""
+    return seasonal_naive_forecast(y[None], horizon, period)[0]
 
 
 def _seasonal_series(seed: int, T: int, period: int) -> torch.Tensor:
@@ -3405,12 +3397,6 @@ def check_seasonal_naive(seasonal_naive: Callable) -> None:
             _compare(label, got, expected.numpy(), atol=1e-5,
                      legend=" (horizon,): forecast[h - 1] = y[T - m + (h - 1) % m]")
     print("seasonal_naive: correct: the last full season, repeated for any horizon.")
-
-
-def _ref_mase(forecast: torch.Tensor, actual: torch.Tensor, history: torch.Tensor, period: int) -> float:
-    """mean|actual - forecast| / mean_t |history_t - history_(t-m)| (Hyndman and Koehler 2006)."""
-    scale = (history[period:] - history[:-period]).abs().mean()  # in-sample MAE of the one-step seasonal naive
-    return float((actual - forecast).abs().mean() / scale)
 
 
 def check_mase(mase: Callable) -> None:

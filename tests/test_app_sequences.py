@@ -112,8 +112,11 @@ def test_baselines() -> None:
     assert torch.equal(sq.seasonal_mean_forecast(past, 5, 12, 4)[0], torch.arange(18, 23, dtype=torch.float32))
     with pytest.raises(ValueError, match="K\\*m <= S"):
         sq.seasonal_mean_forecast(past, 5, 12, 5)
-    with pytest.raises(ValueError, match="H <= period"):
-        sq.seasonal_naive_forecast(past, 13, 12)
+    # beyond one season the last season starts over: 36..47, then 36, 37, ...
+    expected = torch.cat([torch.arange(36, 48), torch.arange(36, 48), torch.arange(36, 39)]).float()
+    assert torch.equal(sq.seasonal_naive_forecast(past, 27, 12)[1], expected)
+    with pytest.raises(ValueError, match="m <= S"):
+        sq.seasonal_naive_forecast(past, 5, 49)
 
 
 def test_mae_mase_and_seasonal_share() -> None:

@@ -2110,7 +2110,7 @@ def test_chapter9_references_match_torch():
     assert torch.allclose(alpha, F.scaled_dot_product_attention(b, a, a, scale=1.0), atol=1e-12)
 
     images = torch.randn(2, 3, 8, 12, generator=gen, dtype=torch.float64)  # (B, C, H, W)
-    patches = checks._ref_patchify(images, 4)  # (B, N, C·P·P)
+    patches = checks._ref_patchify(images, 4)  # (B, N, C·P·P): applications.vision.patchify
     assert torch.equal(patches, F.unfold(images, kernel_size=4, stride=4).transpose(1, 2))
     conv = torch.nn.Conv2d(3, 5, kernel_size=4, stride=4, dtype=torch.float64)
     with torch.no_grad():

@@ -267,14 +267,17 @@ def naive_forecast(past: torch.Tensor, horizon: int) -> torch.Tensor:
 
 
 def seasonal_naive_forecast(past: torch.Tensor, horizon: int, period: int) -> torch.Tensor:
-    r"""Repeat the last season: :math:`\hat y_{T+h} = y_{T+h-m}` for h = 1..H <= m. Shapes: past (B, S) -> (B, H)."""
+    r"""Repeat the last season: :math:`\hat y_{T+h} = y_{T+h-km}`, k = ceil(h/m), h = 1..H. Shapes: past (B, S) -> (B, H).
+
+    For H <= m this is :math:`y_{T+h-m}`; beyond one season the last season starts over.
+    """
     _check_float("past", past, 2, "(B, S)")
     horizon, period = _positive_int("horizon", horizon), _positive_int("period", period)
     S = past.shape[1]
-    if horizon > period or period > S:
-        raise ValueError(f"the seasonal naive forecast needs horizon H <= period m <= S, got H={horizon}, "
-                         f"m={period}, past {shape_str(past)}")
-    return past[:, S - period: S - period + horizon].clone()
+    if period > S:
+        raise ValueError(f"the seasonal naive forecast needs a whole season, period m <= S, got m={period}, "
+                         f"past {shape_str(past)}")
+    return past[:, S - period + torch.arange(horizon) % period]  # (B, H): a new tensor (advanced indexing)
 
 
 def seasonal_mean_forecast(past: torch.Tensor, horizon: int, period: int, seasons: int) -> torch.Tensor:
