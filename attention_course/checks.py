@@ -5,8 +5,11 @@ the usual mistakes give visibly different numbers (moderate scores that keep
 the softmax out of saturation, L, S and E all different, plus a square case
 where a missing transpose still runs), and
 
-- raises :class:`NotAttempted` (an ``AssertionError``) if the function still
-  raises ``NotImplementedError``: "not attempted yet";
+- says "not attempted yet" if the function still raises ``NotImplementedError``:
+  in a learner's session it prints that and returns, so that "Run All" goes on to
+  the next exercise; under nbgrader (autograde or validate, which set
+  ``NBGRADER_EXECUTION``) it raises :class:`NotAttempted` (an ``AssertionError``),
+  so the untouched exercise scores 0;
 - raises ``AssertionError`` with a hint naming the shape, axis or entry that is
   wrong, and by how much, when the answer is wrong;
 - prints a one-line success message when it is right.
@@ -18,6 +21,8 @@ catalogue of wrong answers that it must reject.
 
 from __future__ import annotations
 
+import functools
+import os
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
@@ -92,6 +97,27 @@ class NotAttempted(AssertionError):
     """The exercise still raises ``NotImplementedError``."""
 
 
+def _reports_not_attempted(check: Callable[..., None]) -> Callable[..., None]:
+    """Make ``check`` print "not attempted yet" instead of raising, except under nbgrader.
+
+    nbgrader sets ``NBGRADER_EXECUTION`` (to "autograde" or "validate") while it runs a
+    submission; there an untouched exercise must fail its graded cell. In a learner's
+    session the message is enough, and raising would stop "Run All" at the first exercise.
+    """
+
+    @functools.wraps(check)
+    def wrapper(*args, **kwargs):
+        try:
+            return check(*args, **kwargs)
+        except NotAttempted as exc:
+            if os.environ.get("NBGRADER_EXECUTION"):
+                raise
+            print(exc)
+            return None
+
+    return wrapper
+
+
 @contextmanager
 def _attempt(exercise: str) -> Iterator[None]:
     try:
@@ -163,6 +189,7 @@ def _unchanged(name: str, before: np.ndarray, after: np.ndarray) -> None:
 # --------------------------------------------------------------------------- chapter 0
 
 
+@_reports_not_attempted
 def check_softmax(softmax: Callable[[np.ndarray], np.ndarray]) -> None:
     """Exercise: a numerically stable softmax over the last axis of a NumPy array."""
     with _attempt("softmax"):
@@ -227,6 +254,7 @@ def _scale_hints(what: str, got: np.ndarray, q: np.ndarray, k: np.ndarray, expec
             raise AssertionError(f"{what}: {hint} (E={E})")
 
 
+@_reports_not_attempted
 def check_attention_weights(attention_weights: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> None:
     """Exercise: the weights a_i = softmax_i(q·k_i / sqrt(E)) of one query over S keys."""
     with _attempt("attention_weights"):
@@ -243,6 +271,7 @@ def check_attention_weights(attention_weights: Callable[[np.ndarray, np.ndarray]
     print("attention_weights: correct: scaled scores, softmax over the keys.")
 
 
+@_reports_not_attempted
 def check_context(context: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> None:
     """Exercise: the context c = sum_i a_i v_i for weights (S,) and values (S, Ev)."""
     with _attempt("context"):
@@ -289,6 +318,7 @@ def _check_attention_case(attention: Callable, q: np.ndarray, k: np.ndarray, v: 
     _compare(f"context{label}", c, expected_c, legend=" (L, Ev): one row per query")
 
 
+@_reports_not_attempted
 def check_attention(attention: Callable) -> None:
     """Exercise: C, A = attention(Q, K, V) with A = softmax(Q Kᵀ / sqrt(E)) (L, S) and C = A V (L, Ev)."""
     with _attempt("attention"):
@@ -299,6 +329,7 @@ def check_attention(attention: Callable) -> None:
     print("attention: correct: A = softmax(Q Kᵀ / √E) row by row, C = A V.")
 
 
+@_reports_not_attempted
 def check_masked_attention(masked_attention: Callable) -> None:
     """Exercise: attention with a bool mask (True = may attend); an all-False row gives zero weights and output."""
     with _attempt("masked_attention"):
@@ -336,6 +367,7 @@ def check_masked_attention(masked_attention: Callable) -> None:
 # --------------------------------------------------------------------------- later chapters
 
 
+@_reports_not_attempted
 def check_add_positional_encoding(add_positional_encoding: Callable) -> None:
     """Exercise: add a (P, D) position table to batch-first input (B, T, D): position t gets row t."""
     with _attempt("add_positional_encoding"):
@@ -356,6 +388,7 @@ def check_add_positional_encoding(add_positional_encoding: Callable) -> None:
     print("add_positional_encoding: correct: position t of every sequence gets row t.")
 
 
+@_reports_not_attempted
 def check_multihead_forward(multihead_forward: Callable) -> None:
     """Exercise: multi-head self-attention from weight matrices, bias-free:
     ``multihead_forward(x, w_q, w_k, w_v, w_o, num_heads) -> (B, T, D)``, weights (D, D) as in ``x @ w``.
@@ -416,6 +449,7 @@ def _number(what: str, x: object) -> float:
         raise AssertionError(f"{what} must be one number, got {type(x).__name__}") from None
 
 
+@_reports_not_attempted
 def check_teacher_forcing(teacher_forcing: Callable) -> None:
     """Exercise: ``teacher_forcing(target_ids, bos_id, eos_id) -> (decoder_inputs, labels)``,
     inputs = [bos] + target, labels = target + [eos], both 1-D LongTensors of length T + 1."""
@@ -464,6 +498,7 @@ def check_teacher_forcing(teacher_forcing: Callable) -> None:
     print("teacher_forcing: correct: the inputs start with <bos>, the labels end with <eos>.")
 
 
+@_reports_not_attempted
 def check_final_states(final_states: Callable) -> None:
     """Exercise: ``final_states(states (B, S, H), lengths (B,)) -> (B, H)``, the state at index lengths - 1."""
     with _attempt("final_states"):
@@ -552,6 +587,7 @@ class _ToyDecoder:
         return ids
 
 
+@_reports_not_attempted
 def check_greedy_decode(greedy_decode: Callable) -> None:
     """Exercise: ``greedy_decode(step, state, bos_id, eos_id, max_len) -> list of ids``: feed back each
     argmax, stop after producing ``<eos>`` (included) or after ``max_len`` ids."""
@@ -607,6 +643,7 @@ def check_greedy_decode(greedy_decode: Callable) -> None:
     print("greedy_decode: correct: each prediction fed back, stopping at <eos> or max_len.")
 
 
+@_reports_not_attempted
 def check_token_accuracy(token_accuracy: Callable) -> None:
     """Exercise: ``token_accuracy(predictions (B, T), targets (B, T), pad_id=0) -> float``, the share of
     non-padding target positions where the prediction matches."""
@@ -647,6 +684,7 @@ def check_token_accuracy(token_accuracy: Callable) -> None:
 # --------------------------------------------------------------------------- chapter 2: soft attention
 
 
+@_reports_not_attempted
 def check_contexts(contexts: Callable) -> None:
     """Exercise: ``contexts(weights (T, S), states (S, H)) -> (T, H)``, c_t = sum_i a_ti h_i."""
     with _attempt("contexts"):
@@ -694,6 +732,7 @@ def _additive_reference(s, states, W_q, W_k, v) -> torch.Tensor:
     return scores.additive_scores(s[None, :], states, W_q, W_k, v)[0]  # (1, S) -> (S,)
 
 
+@_reports_not_attempted
 def check_additive_scores(additive_scores: Callable) -> None:
     """Exercise: ``additive_scores(s (H,), states (S, H), W_q (A, H), W_k (A, H), v (A,)) -> (S,)``,
     e_i = v · tanh(W_q s + W_k h_i)."""
@@ -725,6 +764,7 @@ def check_additive_scores(additive_scores: Callable) -> None:
     print("additive_scores: correct: e_i = v · tanh(W_q s + W_k h_i).")
 
 
+@_reports_not_attempted
 def check_attention_step(attention_step: Callable) -> None:
     """Exercise: ``attention_step(s, states, mask, W_q, W_k, v) -> (context (H,), weights (S,))``: additive
     scores, a softmax over the positions where ``mask`` is True; masked positions get weight exactly 0."""
@@ -778,6 +818,7 @@ def check_attention_step(attention_step: Callable) -> None:
     print("attention_step: correct: additive scores, masked softmax, context.")
 
 
+@_reports_not_attempted
 def check_alignment_accuracy(alignment_accuracy: Callable) -> None:
     """Exercise: ``alignment_accuracy(weights (T, S), alignment (T,)) -> float``, the share of target steps
     whose most-attended source position is the true one."""
@@ -878,6 +919,7 @@ def _dot_wrong(q: torch.Tensor, k: torch.Tensor, scale: float) -> dict:
     return wrong
 
 
+@_reports_not_attempted
 def check_dot_scores(dot_scores: Callable) -> None:
     """Exercise: ``dot_scores(q (L, E), k (S, E)) -> (L, S)``, score[l, s] = q_l · k_s."""
     with _attempt("dot_scores"):
@@ -894,6 +936,7 @@ def check_dot_scores(dot_scores: Callable) -> None:
     print("dot_scores: correct: q @ k.T, one score per (query, key) pair.")
 
 
+@_reports_not_attempted
 def check_scaled_dot_scores(scaled_dot_scores: Callable) -> None:
     """Exercise: ``scaled_dot_scores(q (L, E), k (S, E)) -> (L, S)``, q kᵀ / sqrt(E)."""
     with _attempt("scaled_dot_scores"):
@@ -921,6 +964,7 @@ def check_scaled_dot_scores(scaled_dot_scores: Callable) -> None:
     print("scaled_dot_scores: correct: q @ k.T / sqrt(E).")
 
 
+@_reports_not_attempted
 def check_general_scores(general_scores: Callable) -> None:
     """Exercise: ``general_scores(q (L, Eq), k (S, Ek), W (Eq, Ek)) -> (L, S)``, q W kᵀ."""
     with _attempt("general_scores"):
@@ -956,6 +1000,7 @@ def _concat_inputs(seed: int, L: int, S: int, Eq: int, Ek: int, A: int):
     return q, k, W, v
 
 
+@_reports_not_attempted
 def check_concat_scores(concat_scores: Callable) -> None:
     """Exercise: ``concat_scores(q (L, Eq), k (S, Ek), W (A, Eq + Ek), v (A,)) -> (L, S)``,
     score[l, s] = vᵀ tanh(W [q_l; k_s])."""
@@ -991,6 +1036,7 @@ def check_concat_scores(concat_scores: Callable) -> None:
     print("concat_scores: correct: v · tanh(W [q; k]) for every (query, key) pair.")
 
 
+@_reports_not_attempted
 def check_split_concat_weight(split_concat_weight: Callable) -> None:
     """Exercise: ``split_concat_weight(W (A, Eq + Ek), Eq) -> (W_q (A, Eq), W_k (A, Ek))`` such that
     ``additive_scores(q, k, W_q, W_k, v) == concat_scores(q, k, W, v)``."""
@@ -1029,6 +1075,7 @@ def check_split_concat_weight(split_concat_weight: Callable) -> None:
 _reference_masked_softmax = masked_softmax  # the package's; the check below takes a learner's namesake
 
 
+@_reports_not_attempted
 def check_masked_softmax(masked_softmax: Callable) -> None:
     """Exercise: ``masked_softmax(scores, mask) -> weights``: softmax over the last axis where the bool
     ``mask`` (broadcastable to ``scores``) is True; a fully masked row gives zeros; stable for large scores."""
@@ -1101,6 +1148,7 @@ def check_masked_softmax(masked_softmax: Callable) -> None:
 # --------------------------------------------------------------------------- chapter 4: hard attention
 
 
+@_reports_not_attempted
 def check_topk_hard_attention(topk_hard_attention: Callable) -> None:
     """Exercise: ``topk_hard_attention(scores (L, S), values (S, Ev), k) -> (output (L, Ev), weights (L, S))``:
     weight 1 on each row's k highest scores, 0 elsewhere; output the mean of the chosen values."""
@@ -1183,6 +1231,7 @@ def _index_vector(label: str, x: object, B: int) -> torch.Tensor:
     return x
 
 
+@_reports_not_attempted
 def check_gumbel_argmax(gumbel_argmax: Callable) -> None:
     """Exercise: ``gumbel_argmax(logits (B, S), u (B, S)) -> (B,)`` long, argmax(logits - log(-log u)):
     a sample from softmax(logits) for uniform u."""
@@ -1231,6 +1280,7 @@ def check_gumbel_argmax(gumbel_argmax: Callable) -> None:
     print("gumbel_argmax: correct: argmax(logits + Gumbel noise), a sample from softmax(logits).")
 
 
+@_reports_not_attempted
 def check_reinforce_surrogate(reinforce_surrogate: Callable) -> None:
     """Exercise: ``reinforce_surrogate(log_probs (B, S), picked (B,), rewards (B,), baseline) -> scalar``,
     -mean((rewards - baseline) * log_probs[b, picked_b]) with the advantage a constant."""
@@ -1304,6 +1354,7 @@ def _straight_through_reference(logits: torch.Tensor, u: torch.Tensor, tau: floa
     return hard - soft.detach() + soft
 
 
+@_reports_not_attempted
 def check_straight_through_gumbel(straight_through_gumbel: Callable) -> None:
     """Exercise: ``straight_through_gumbel(logits (B, S), u (B, S), tau) -> (B, S)``: forward the one-hot of
     argmax((logits + g) / tau), backward the gradient of softmax((logits + g) / tau), g = -log(-log u)."""
@@ -1386,6 +1437,7 @@ def _self_attention_inputs(seed: int, B: int, T: int, D: int, E: int, Ev: int):
     return X, W_q, W_k, W_v
 
 
+@_reports_not_attempted
 def check_self_attention(self_attention: Callable) -> None:
     """Exercise: ``self_attention(X (B, T, D), W_q (D, E), W_k (D, E), W_v (D, Ev))
     -> (output (B, T, Ev), weights (B, T, T))``: Q = X W_q, K = X W_k, V = X W_v,
@@ -1487,6 +1539,7 @@ def _reject_known_mask(label: str, got: torch.Tensor, expected: torch.Tensor, wr
             raise AssertionError(f"{label}: {hint}")
 
 
+@_reports_not_attempted
 def check_causal_mask(causal_mask: Callable) -> None:
     """Exercise: ``causal_mask(T) -> (T, T)`` bool, True on and below the diagonal: query t may attend to
     keys j <= t."""
@@ -1517,6 +1570,7 @@ def check_causal_mask(causal_mask: Callable) -> None:
     print("causal_mask: correct: query t may read keys 0..t, itself included, and nothing later.")
 
 
+@_reports_not_attempted
 def check_padding_mask(padding_mask: Callable) -> None:
     """Exercise: ``padding_mask(lengths (B,), S) -> (B, S)`` bool, True where position s < lengths[b]."""
     with _attempt("padding_mask"):
@@ -1553,6 +1607,7 @@ def check_padding_mask(padding_mask: Callable) -> None:
     print("padding_mask: correct: True on the real tokens (s < length), False on the padding.")
 
 
+@_reports_not_attempted
 def check_decoder_mask(decoder_mask: Callable) -> None:
     """Exercise: ``decoder_mask(lengths (B,), T) -> (B, T, T)`` bool: query t of sequence b may attend to key j
     when j <= t (causal) and j < lengths[b] (a real key)."""
@@ -1681,6 +1736,7 @@ def _as_bool(label: str, x: object) -> bool:
     return bool(x)
 
 
+@_reports_not_attempted
 def check_is_permutation_equivariant(is_permutation_equivariant: Callable) -> None:
     """Exercise: ``is_permutation_equivariant(fn, X (B, T, D), perm (T,)) -> bool``: whether
     fn(X[:, perm]) equals fn(X)[:, perm] up to float rounding."""
@@ -1767,6 +1823,7 @@ def _compare_numbered(label: str, got: np.ndarray, expected: torch.Tensor, sourc
     _compare(label, got, exp, atol=0.0, legend=legend)
 
 
+@_reports_not_attempted
 def check_split_heads(split_heads: Callable) -> None:
     """Exercise: ``split_heads(x (B, T, D), num_heads) -> (B, H, T, D/H)``: head h gets the contiguous block
     of features h*D/H .. (h+1)*D/H - 1 of every token, ``x.view(B, T, H, D // H).transpose(1, 2)``."""
@@ -1816,6 +1873,7 @@ def check_split_heads(split_heads: Callable) -> None:
     print("split_heads: correct: (B, T, D) -> (B, H, T, D/H), head h the h-th block of D/H features.")
 
 
+@_reports_not_attempted
 def check_merge_heads(merge_heads: Callable) -> None:
     """Exercise: ``merge_heads(x (B, H, T, Dh)) -> (B, T, H*Dh)``: concatenate the heads' features,
     ``x.transpose(1, 2).reshape(B, T, H * Dh)``, the inverse of ``split_heads``."""
@@ -1885,6 +1943,7 @@ def _mha_heads(X, W_q, W_k, W_v, H: int, *, scale: float | None = None, dim: int
     return weights @ V, weights
 
 
+@_reports_not_attempted
 def check_multihead_self_attention(multihead_self_attention: Callable) -> None:
     """Exercise: ``multihead_self_attention(X (B, T, D), W_q, W_k, W_v, W_o (D, D), num_heads)
     -> (output (B, T, D), weights (B, H, T, T))``: project, split into H heads of D/H features, attend in each
@@ -1970,6 +2029,7 @@ def check_multihead_self_attention(multihead_self_attention: Callable) -> None:
           "concatenated and projected by W_o.")
 
 
+@_reports_not_attempted
 def check_mha_parameter_count(mha_parameter_count: Callable) -> None:
     """Exercise: ``mha_parameter_count(d_model, num_heads, bias) -> int``, the number of parameters of
     ``nn.MultiheadAttention(d_model, num_heads, bias=bias)``: 4·D² + 4·D with biases, whatever H is."""
@@ -2018,6 +2078,7 @@ def _interleave(even: torch.Tensor, odd: torch.Tensor) -> torch.Tensor:
     return torch.stack([even, odd], dim=-1).flatten(-2)
 
 
+@_reports_not_attempted
 def check_sinusoidal_encoding(sinusoidal_encoding: Callable) -> None:
     """Exercise: ``sinusoidal_encoding(num_positions, d_model) -> (P, D)``, PE[p, 2i] = sin(p ω_i) and
     PE[p, 2i+1] = cos(p ω_i) with ω_i = 10000^(-2i/D), positions p = 0 .. P-1."""
@@ -2073,6 +2134,7 @@ def _rotate_adjacent(x: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
     return _interleave(even * cos - odd * sin, even * sin + odd * cos)
 
 
+@_reports_not_attempted
 def check_rotate_pairs(rotate_pairs: Callable) -> None:
     """Exercise: ``rotate_pairs(x (..., T, E)) -> (..., T, E)``, RoPE: rotate the adjacent pair of features
     (2i, 2i+1) of the token at position p (= 0 .. T-1) by the angle p·ω_i, ω_i = 10000^(-2i/E), counter-clockwise,
@@ -2176,6 +2238,7 @@ def _all_distinct(vectors: torch.Tensor) -> bool:
     return not any(torch.allclose(vectors[t], vectors[u]) for t in range(T) for u in range(t + 1, T))
 
 
+@_reports_not_attempted
 def check_adds_distinct_positions(adds_distinct_positions: Callable) -> None:
     """Exercise: ``adds_distinct_positions(add_pe, B, T, D) -> bool``: feed ``add_pe`` zeros (B, T, D) and tell
     whether what it adds is the same for every sequence of the batch and different at every position."""
@@ -2253,6 +2316,7 @@ def _pair_blocks(D: int, angles: torch.Tensor, *, halves: bool = False, sign: fl
     return m
 
 
+@_reports_not_attempted
 def check_shift_matrix(shift_matrix: Callable) -> None:
     """Exercise: ``shift_matrix(k, d_model) -> (D, D)``, the matrix M_k with PE(p + k) = M_k PE(p) for every
     position p, as ``attention_course.positional.sinusoidal_shift_matrix``."""
@@ -2320,6 +2384,7 @@ def _ln(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, eps: float, *,
     return gamma * (x - mean) / scale + beta
 
 
+@_reports_not_attempted
 def check_layer_norm(layer_norm: Callable) -> None:
     """Exercise: ``layer_norm(x (..., D), gamma (D,), beta (D,), eps) -> (..., D)``: each token's D features
     brought to mean 0 and variance 1 (the biased variance, eps inside the square root), then
@@ -2379,6 +2444,7 @@ def _ffn(x, W1, b1, W2, b2, *, inner=torch.relu, outer=lambda t: t) -> torch.Ten
     return outer(inner(x @ W1 + b1) @ W2 + b2)
 
 
+@_reports_not_attempted
 def check_feed_forward(feed_forward: Callable) -> None:
     """Exercise: ``feed_forward(x (B, T, D), W1 (D, F), b1 (F,), W2 (F, D), b2 (D,)) -> (B, T, D)``, the
     position-wise network relu(x W1 + b1) W2 + b2, applied to every token alone."""
@@ -2542,6 +2608,7 @@ def _check_encoder_block(fn: Callable, name: str, norm_first: bool, wrong: dict[
                         f"weights, src_key_padding_mask=~mask")
 
 
+@_reports_not_attempted
 def check_encoder_block(encoder_block: Callable) -> None:
     """Exercise: ``encoder_block(x (B, T, D), attn, ff, norm1, norm2, mask (B, T)) -> (B, T, D)``, the post-norm
     encoder layer of Vaswani et al.: x = norm1(x + attn(x)), then x = norm2(x + ff(x)); ``attn`` is an
@@ -2573,6 +2640,7 @@ def check_encoder_block(encoder_block: Callable) -> None:
           "nn.TransformerEncoderLayer, padding keys hidden.")
 
 
+@_reports_not_attempted
 def check_pre_norm_block(pre_norm_block: Callable) -> None:
     """Exercise: ``pre_norm_block(x, attn, ff, norm1, norm2, mask) -> (B, T, D)``: x = x + attn(norm1(x)),
     then x = x + ff(norm2(x)), as ``nn.TransformerEncoderLayer(norm_first=True)``."""
@@ -2695,6 +2763,7 @@ _OVERFLOW = ("exp of a score near 1000 overflows to inf: subtract the running ma
              "and rescale the old sum by exp(m - m_new); both exponents are then at most 0")
 
 
+@_reports_not_attempted
 def check_online_softmax_update(online_softmax_update: Callable) -> None:
     """Exercise: ``online_softmax_update(m (L,), l (L,), block (L, C)) -> (m_new, l_new)``: the running max and
     the running sum of exp(s - max) of each row, after one more block of C scores:
@@ -2789,6 +2858,7 @@ def _block_attention_wrong(m, l, acc, scores, values) -> dict[str, np.ndarray]:
     }
 
 
+@_reports_not_attempted
 def check_attention_block_update(attention_block_update: Callable) -> None:
     """Exercise: ``attention_block_update(m (L,), l (L,), acc (L, Ev), scores_block (L, C), values_block (C, Ev))
     -> (m, l, acc)``: one step of tiled (FlashAttention-style) attention; acc is the unnormalised
@@ -2859,6 +2929,7 @@ def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, scale: float |
     return torch.softmax(q @ k.transpose(-2, -1) / scale, dim=dim) @ v  # (..., L, Ev)
 
 
+@_reports_not_attempted
 def check_cached_attention_step(cached_attention_step: Callable) -> None:
     """Exercise: ``cached_attention_step(q_t (..., 1, E), k_t (..., 1, E), v_t (..., 1, Ev), cache_k (..., S, E),
     cache_v (..., S, Ev)) -> (out_t (..., 1, Ev), cache_k (..., S+1, E), cache_v (..., S+1, Ev))``: append the new
@@ -2949,6 +3020,7 @@ def _linear_attention(q, k, v, *, phi: Callable = _elu1, normalise: bool = True,
     return a @ (phi(v) if phi_v else v)  # (B, L, Ev)
 
 
+@_reports_not_attempted
 def check_linear_attention(linear_attention: Callable) -> None:
     """Exercise: ``linear_attention(q (B, L, E), k (B, S, E), v (B, S, Ev)) -> (B, L, Ev)`` with phi = elu + 1:
     out_i = phi(q_i) (sum_j phi(k_j)ᵀ v_j) / (phi(q_i) · sum_j phi(k_j)), Katharopoulos et al. 2020."""
@@ -3024,6 +3096,7 @@ def _reject_pooling_nan(label: str, w: np.ndarray, lengths: list[int]) -> None:
         )
 
 
+@_reports_not_attempted
 def check_attention_pool(attention_pool: Callable) -> None:
     """Exercise: ``attention_pool(h (B, T, D), query (D,), mask (B, T)) -> (pooled (B, D), weights (B, T))``:
     weights = softmax of h·query / sqrt(D) over each sequence's real tokens (mask True), exactly 0 on padding and
@@ -3145,6 +3218,7 @@ def _ref_soft_align(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, tor
     return beta, alpha, e
 
 
+@_reports_not_attempted
 def check_soft_align(soft_align: Callable) -> None:
     """Exercise: ``soft_align(a (B, La, D), b (B, Lb, D)) -> (beta (B, La, D), alpha (B, Lb, D), e (B, La, Lb))``:
     e = a bᵀ (unscaled), beta_i = Σ_j softmax_j(e_ij) b_j, alpha_j = Σ_i softmax_i(e_ij) a_i."""
@@ -3226,6 +3300,7 @@ def check_soft_align(soft_align: Callable) -> None:
     print("soft_align: correct: one score matrix e = a bᵀ, read by rows for beta and by columns for alpha.")
 
 
+@_reports_not_attempted
 def check_patchify(patchify: Callable) -> None:
     """Exercise: ``patchify(images (B, C, H, W), patch_size P) -> (B, N, C·P·P)``, N = (H/P)(W/P): the P×P
     patches in row-major order, each flattened in (C, P, P) order, so that a Linear with weight
@@ -3339,6 +3414,7 @@ def _seasonal_series(seed: int, T: int, period: int) -> torch.Tensor:
     return 10.0 + 0.1 * t + season[t % period] + 0.3 * torch.randn(T, generator=gen, dtype=torch.float64)
 
 
+@_reports_not_attempted
 def check_seasonal_naive(seasonal_naive: Callable) -> None:
     """Exercise: ``seasonal_naive(y (T,), period m, horizon H) -> (H,)``: ŷ_{T+h} = y_{T+h-m·k} with k = ceil(h/m),
     the smallest whole number of seasons that lands in the observed past: y[T - m + (h - 1) % m], 0-based."""
@@ -3399,6 +3475,7 @@ def check_seasonal_naive(seasonal_naive: Callable) -> None:
     print("seasonal_naive: correct: the last full season, repeated for any horizon.")
 
 
+@_reports_not_attempted
 def check_mase(mase: Callable) -> None:
     """Exercise: ``mase(forecast (H,), actual (H,), history (T,), period m) -> float``: the mean absolute error
     of the forecast divided by the in-sample mean absolute error of the one-step seasonal naive forecast,

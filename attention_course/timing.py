@@ -3,14 +3,38 @@
 Timings on a shared 2-core machine are noisy; the minimum over a few repeats
 is the least noisy estimate of what the computation itself costs (as Python's
 ``timeit`` advises). Used by chapters 3, 4 and later ones that measure speed.
+
+Every measurement runs torch on **one thread** (``threads=1``) unless asked
+otherwise. A torch operation split over two threads waits for the slower one, so
+when anything else runs on the machine (a second notebook, a browser, Binder's
+neighbours) its time jumps while a single-threaded loop's barely moves, and a
+comparison between them measures the machine's load instead of the computation.
+On one thread the comparison is about the work, and it reads the same on a
+learner's one-core Binder session as on the machine that built the book.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Callable
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+import torch
 
 __all__ = ["best_time", "best_times"]
+
+
+@contextmanager
+def _torch_threads(threads: int) -> Iterator[None]:
+    """Run the block with ``torch.set_num_threads(threads)``; restore the previous count after."""
+    if threads < 1:
+        raise ValueError(f"need threads >= 1, got {threads}")
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _calls_per_run(fn: Callable[[], object], min_seconds: float) -> int:
@@ -26,16 +50,22 @@ def _calls_per_run(fn: Callable[[], object], min_seconds: float) -> int:
 
 
 def best_time(fn: Callable[[], object], *, repeat: int = 5, number: int | None = None, warmup: int = 1,
-              min_seconds: float = 0.01) -> float:
+              min_seconds: float = 0.01, threads: int = 1) -> float:
     """Seconds per call of ``fn()``: the minimum over ``repeat`` runs of ``number`` calls each.
 
     ``warmup`` calls run first and are not timed (the first call of a torch
     operation allocates memory and picks kernels). ``number=None`` picks it as
     ``timeit`` does: the smallest power of 2 whose run lasts ``min_seconds``, so
-    that fast calls are not timed one at a time.
+    that fast calls are not timed one at a time. torch runs on ``threads``
+    threads meanwhile (see the module's docstring); the count is restored after.
     """
     if repeat < 1 or (number is not None and number < 1) or warmup < 0:
         raise ValueError(f"need repeat >= 1, number >= 1, warmup >= 0; got {repeat}, {number}, {warmup}")
+    with _torch_threads(threads):
+        return _best_time(fn, repeat, number, warmup, min_seconds)
+
+
+def _best_time(fn: Callable[[], object], repeat: int, number: int | None, warmup: int, min_seconds: float) -> float:
     for _ in range(warmup):
         fn()
     if number is None:
@@ -50,19 +80,24 @@ def best_time(fn: Callable[[], object], *, repeat: int = 5, number: int | None =
 
 
 def best_times(fns: dict[str, Callable[[], object]], *, repeat: int = 7, warmup: int = 1,
-               min_seconds: float = 0.01) -> dict[str, float]:
+               min_seconds: float = 0.01, threads: int = 1) -> dict[str, float]:
     """:func:`best_time` for several functions at once, measured in interleaved rounds.
 
     Round r times every function once (``number`` calls each, chosen per
     function as :func:`best_time` does), so a burst of load from elsewhere on
     the machine slows all of them alike instead of whichever was being timed
     then. Returns the minimum seconds per call of each, by name. Use it when a
-    claim compares times.
+    claim compares times. torch runs on ``threads`` threads meanwhile.
     """
     if not fns:
         raise ValueError("best_times needs at least one function")
     if repeat < 1 or warmup < 0:
         raise ValueError(f"need repeat >= 1 and warmup >= 0; got {repeat}, {warmup}")
+    with _torch_threads(threads):
+        return _best_times(fns, repeat, warmup, min_seconds)
+
+
+def _best_times(fns: dict[str, Callable[[], object]], repeat: int, warmup: int, min_seconds: float) -> dict[str, float]:
     numbers = {}
     for name, fn in fns.items():
         for _ in range(warmup):

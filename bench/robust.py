@@ -2,9 +2,11 @@
 
 Each chapter notebook reads its seed from ``ATTENTION_COURSE_SEED`` (default 0;
 see ``attention_course.seed_everything``) and asserts every claim its prose
-makes. This runs each chapter notebook top to bottom in a fresh kernel at seeds
-1, 2 and 3, writes bench/ROBUST.md (pass/fail, time, and the headline numbers
-each run glued into its prose), and exits 1 if any claim failed at any seed: a
+makes. This runs each chapter notebook top to bottom in a fresh kernel at each
+seed of ``--seeds`` (``make robust SEEDS="1 2 3"``), as "Run All" does
+(``tools/prose.py``), optionally pinned to some cores (``--cpus 0``: one core, as on
+Binder), writes bench/ROBUST.md (pass/fail, time, and the headline numbers
+its prose shows at that seed), and exits 1 if any claim failed at any seed: a
 claim that holds only for a lucky seed is not a claim.
 
 Not part of `make test` (it takes minutes); run it when a chapter changes.
@@ -23,83 +25,98 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+import prose  # noqa: E402  (tools/prose.py: runs a notebook as "Run All" does)
 
-# The glued values worth a column: the numbers behind each chapter's headline claims.
+# The numbers worth a column: for each notebook, a label and the {eval} expression of its
+# prose that carries a headline claim (tests/test_bench.py checks that each is in the prose).
 HEADLINES = {
-    "01_seq2seq_bottleneck": {"acc_short": "{:.0f}%", "acc_long": "{:.0f}%", "acc_drop": "drop {:.0f} pts",
-                              "ratio_fresh": "grad ratio {:.1e}"},
-    "02_soft_attention": {"plain_drop": "no-attn drop {:.0f} pts", "attn_gap": "attn gap {:.1f} pts",
-                          "align_acc": "aligned {:.0f}%", "ratio_attn": "grad ratio {:.2f}"},
-    "03_scoring_functions": {"grad_drop": "unscaled grad ÷{:.0f}", "speed_ratio": "additive/dot {:.0f}×",
-                             "acc_worst_rule": "worst: {}", "acc_worst": "{:.1f}%",
-                             "acc_best_rule": "best: {}", "acc_best": "{:.1f}%"},
-    "04_hard_attention": {"acc_rf": "REINFORCE {:.0f}%", "acc_rf_nb": "no baseline {:.0f}%",
-                          "acc_rf_ent": "+entropy {:.0f}%", "var_reinforce": "var {:.3g}",
-                          "var_gumbel_st": "ST var {:.3g}"},
-    "05_self_attention": {"exp_attn_n": "attn ~n^{:.2f}", "exp_rnn_d": "rnn ~d^{:.2f}",
-                          "time_ratio_large": "rnn/attn time {:.1f}× at n=1024", "path_rnn": "rnn grad {:.0e}"},
-    "06_multi_head_attention": {"one_both": "1 head both {:.2f}", "one_learned": "1 head learns {}",
-                                "multi_both_min": "2-8 heads ≥{:.3f}", "h2_match_head": "match head {:.2f}",
-                                "ffn_both": "1 head+FFN {:.2f}", "time_8": "8 heads {:.1f}× time"},
-    "07_positional_encoding": {"beyond_learned": "past N: learned {:.2f}", "beyond_sinusoidal": "sinusoidal {:.2f}",
-                               "beyond_rotary": "rotary {:.2f}", "beyond_window": "rotary+window {:.2f}",
-                               "max_shift_error": "M_k error {}"},
-    "08_transformer": {"post_final": "post-norm loss {:.2f}", "pre_final": "pre-norm {:.2f}",
-                       "tf_acc": "transformer {:.1f}%", "rnn_acc": "rnn {:.1f}%", "best_align": "best head aligns {:.0f}%"},
-    "09a_text_classification_and_summarization": {"acc_attn": "attn {:.1f}%", "acc_mean": "mean {:.1f}%",
-                                                  "share_attn": "w on deciding {:.0f}%", "flip_top": "erase top flips {:.0f}%",
-                                                  "rouge_f1_attention": "R1 attn {:.2f}", "rouge_f1_lead_k": "R1 lead {:.2f}"},
-    "09b_matching_and_translation": {"nli_acc_attn": "NLI attn {:.0f}%", "nli_acc_alone": "alone {:.0f}%",
-                                     "nli_acc_hyp": "hyp-only {:.0f}%", "mt_acc": "MT {:.0f}%", "mt_dict_acc": "dict {:.0f}%",
-                                     "mt_align": "align {:.0f}%", "mt_monotone": "diagonal {:.0f}%"},
-    "09c_vision_transformer": {"acc_vit": "ViT {:.0f}%", "acc_bag": "bag of patches {:.0f}%", "acc_cnn": "CNN {:.0f}%",
-                               "ratio_first": "CLS on shape ×{:.1f}", "acc_top": "top-4 occluded {:.0f}%",
-                               "iou_attn": "IoU {:.2f}"},
-    "09d_time_series_dna_recommendation": {"ts_gain": "forecast −{:.0f}% vs seasonal naive",
-                                           "dna_acc_attn": "motif {:.1f}%", "dna_in_motif": "argmax in motif {:.0f}%",
-                                           "rec_hr_attn_all": "HR@10 {:.1f}%", "rec_hr_markov_all": "Markov {:.1f}%",
-                                           "rec_on_trigger": "trigger argmax {:.0f}%"},
-    "10_efficient_attention": {"exp_mem_std": "standard mem ~n^{:.2f}", "exp_mem_tiled": "tiled ~n^{:.2f}",
-                               "mem_ratio_4096": "{:.0f}× less at 4096", "err_lin": "linear rel. error {:.2f}",
-                               "cache_speedup": "KV cache {:.0f}× faster"},
-    "misconceptions": {"grad_drop_scores": "unscaled grad ÷{:.0f}", "grad_onehot_pct": "one-hot {:.0f}%",
-                       "mask_read_padding": "pad read {:.2f}", "chats_cats_weight": "chats→cats {:.3f}"},
+    "01_seq2seq_bottleneck": {"short {}%": 'f"{100 * short:.0f}"', "long {}%": 'f"{100 * long:.0f}"',
+                              "drop {} pts": 'f"{100 * (short - long):.0f}"', "grad ratio {}": 'f"{ratio_fresh:.1e}"'},
+    "02_soft_attention": {"no-attn drop {} pts": 'f"{100 * plain_drop:.0f}"', "attn gap {} pts": 'f"{100 * attn_gap:.1f}"',
+                          "aligned {}%": 'f"{100 * align_acc:.0f}"', "grad ratio {}": """f'{ratio["attention"]:.2f}'"""},
+    "03_scoring_functions": {"unscaled grad ÷{}": 'f"{grad_drop:.0f}"', "additive/dot {}×": 'f"{speed_ratio:.0f}"',
+                             "worst: {}": 'worst.replace("_", " ")', "at {}%": 'f"{100 * accs[worst]:.1f}"',
+                             "best: {}": 'best.replace("_", " ")', "at {}% ": 'f"{100 * accs[best]:.1f}"'},
+    "04_hard_attention": {"REINFORCE {}": """f'{acc["REINFORCE"]:.1%}'""",
+                          "no baseline {}": """f'{acc["REINFORCE, no baseline"]:.1%}'""",
+                          "+entropy {}": """f'{acc["REINFORCE + entropy"]:.1%}'""",
+                          "var {}": """f'{est["reinforce"]["variance"]:.3g}'""",
+                          "ST var {}": """f'{est["gumbel_st"]["variance"]:.2g}'"""},
+    "05_self_attention": {"attn ~n^{}": """f'{exps["attn_n"]:.2f}'""", "rnn ~d^{}": """f'{exps["rnn_d"]:.2f}'""",
+                          "rnn/attn time {}× at n=1024": 'f"{t_rnn[-1] / t_attn[-1]:.1f}"',
+                          "rnn grad {}": 'f"{float(g_rnn[0].norm()):.1e}"'},
+    "06_multi_head_attention": {"1 head learns {}": "QUESTION[learned]",
+                                "2-8 heads ≥{}": """f'{(min(results[h]["both"] for h in HEADS if h > 1)):.3f}'""",
+                                "match head {}": """f'{results[2]["on_match"].max():.2f}'""",
+                                "1 head+FFN {}": """f'{with_ffn["both"]:.2f}'""", "8 heads {}× time": 'f"{time_8:.1f}"'},
+    "07_positional_encoding": {"past N: learned {}": """f'{beyond["learned"]:.2f}'""",
+                               "sinusoidal {}": """f'{beyond["sinusoidal"]:.2f}'""",
+                               "rotary {}": """f'{beyond["rotary"]:.2f}'""",
+                               "rotary+window {}": """f'{beyond["rotary, window N"]:.2f}'""",
+                               "M_k error {}": 'f"{max_shift_error:.1e}"'},
+    "08_transformer": {"post-norm loss {}": """f'{final_loss["post-norm"]:.2f}'""",
+                       "pre-norm {}": """f'{final_loss["pre-norm"]:.2f}'""",
+                       "transformer {}%": """f'{100 * tf_r["accuracy"]:.1f}'""",
+                       "rnn {}%": """f'{100 * rnn_r["accuracy"]:.1f}'""",
+                       "best head aligns {}%": 'f"{100 * head_alignment[best_head]:.0f}"'},
+    "09a_text_classification_and_summarization": {"attn {}%": 'f"{100 * acc_attn:.1f}"', "mean {}%": 'f"{100 * acc_mean:.1f}"',
+                                                  "w on deciding {}%": 'f"{100 * share_attn:.0f}"',
+                                                  "erase top flips {}%": 'f"{100 * flip_top:.0f}"',
+                                                  "R1 attn {}": """f'{rouge["attention"]["f1"]:.2f}'""",
+                                                  "R1 lead {}": """f'{rouge["lead-k"]["f1"]:.2f}'"""},
+    "09b_matching_and_translation": {"NLI attn {}%": 'f"{100 * acc_attn:.1f}"', "alone {}%": 'f"{100 * acc_alone:.1f}"',
+                                     "hyp-only {}%": 'f"{100 * acc_hyp:.1f}"', "MT {}%": 'f"{100 * mt_acc:.1f}"',
+                                     "dict {}%": 'f"{100 * dict_acc:.1f}"', "align {}%": 'f"{100 * mt_align:.1f}"',
+                                     "diagonal {}%": 'f"{100 * mono_align:.1f}"'},
+    "09c_vision_transformer": {"ViT {}": 'f"{acc_vit:.1%}"', "bag of patches {}": 'f"{acc_bag:.1%}"',
+                               "CNN {}": 'f"{acc_cnn:.1%}"', "CLS on shape ×{}": 'f"{float(first.mean()):.1f}"',
+                               "top-4 occluded {}%": 'f"{100 * acc_top:.1f}"', "IoU {}": 'f"{float(iou_attn.mean()):.2f}"'},
+    "09d_time_series_dna_recommendation": {"forecast −{}% vs seasonal naive": 'f"{100 * (1 - ts_ratio):.0f}"',
+                                           "motif {}%": 'f"{100 * dna_acc:.1f}"',
+                                           "argmax in motif {}%": 'f"{100 * in_motif:.1f}"',
+                                           "HR@10 {}": """f'{hr["self-attention"]["all"]:.1%}'""",
+                                           "Markov {}": """f'{hr["Markov (last item)"]["all"]:.1%}'""",
+                                           "trigger argmax {}%": 'f"{100 * on_trigger:.1f}"'},
+    "10_efficient_attention": {"standard mem ~n^{}": 'f"{exp_mem_std:.2f}"', "tiled ~n^{}": 'f"{exp_mem_tiled:.2f}"',
+                               "{}× less at 4096": 'f"{mem_std[-1] / mem_tiled[4]:.0f}"',
+                               "linear rel. error {}": 'f"{err_lin:.2f}"',
+                               "KV cache {}× fewer positions": 'f"{positions_plain / positions_cached:.0f}"',
+                               "token 1024: {}× faster with the cache": 'f"{t_without[-1] / t_with[-1]:.0f}"'},
+    "misconceptions": {"unscaled grad ÷{}": 'f"{drop_scores:.0f}"', "one-hot {}%": """f'{100 * raw["one_hot"]:.0f}'""",
+                       "pad read {}": 'f"{read:.2f}"', "chats→cats {}": 'f"{chats_row.max().item():.2f}"'},
 }
 
 
 def run_one(path: Path, seed: int) -> dict:
-    """Execute ``path`` with ``ATTENTION_COURSE_SEED=seed`` in a fresh kernel; collect its glued values."""
-    import nbformat
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError
+    """Run ``path`` with ``ATTENTION_COURSE_SEED=seed`` in a fresh kernel, as "Run All" does.
 
+    Returns the first error (the claim that failed) and every number the prose shows,
+    keyed by its ``{eval}`` expression (``tools/prose.py``).
+    """
     os.environ["ATTENTION_COURSE_SEED"] = str(seed)  # the kernel inherits this process's environment
-    nb = nbformat.read(path, as_version=4)
     start = time.perf_counter()
+    cells = prose.run(path, timeout=900)
     error = None
-    try:
-        NotebookClient(nb, timeout=900, kernel_name="python3",
-                       resources={"metadata": {"path": str(path.parent)}}).execute()
-    except CellExecutionError as exc:
-        text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))  # no terminal colours in the table
-        failing = [re.sub(r"^\d+\s*", "", line.split("---->", 1)[1].strip())
-                   for line in text.splitlines() if "---->" in line]
-        last = text.strip().splitlines()[-1]
-        error = (f"{last} at `{failing[-1]}`" if failing else last)[:300]
-    glued = {}
-    for cell in nb.cells:
-        for out in cell.get("outputs", []):
-            record = out.get("metadata", {}).get("scrapbook", {})  # myst_nb.glue's output
-            value = out.get("data", {}).get(record.get("mime_prefix", "") + "text/plain")
-            if record.get("name") and value is not None:
-                glued[record["name"]] = value
+    for cell in cells:
+        if cell.errors:
+            text = re.sub(r"\x1b\[[0-9;]*m", "", "\n".join(cell.traceback))  # no terminal colours
+            failing = [re.sub(r"^\d+\s*", "", line.split("---->", 1)[1].strip())
+                       for line in text.splitlines() if "---->" in line]
+            error = (f"{cell.errors[0]} at `{failing[-1]}`" if failing else cell.errors[0])[:300]
+            break
+    shown = {}
+    for cell in cells:
+        for expression, value in zip(prose.eval_expressions(cell.source), cell.values):
+            shown.setdefault(expression, value)
     return {"notebook": path.stem, "seed": seed, "seconds": time.perf_counter() - start, "error": error,
-            "glued": glued}
+            "shown": shown}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--cpus", help="pin each run (its kernel included) to these cores, e.g. 0 (taskset -c)")
     parser.add_argument("--one", nargs=2, metavar=("NOTEBOOK", "SEED"), help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "ROBUST.md")
     parser.add_argument("notebooks", nargs="*", type=Path, help="default: every chapter notebook and book/ notebook (not exercises)")
@@ -112,11 +129,13 @@ def main() -> int:
     rows = []
     for path in notebooks:
         for seed in args.seeds:
-            out = subprocess.run([sys.executable, __file__, "--one", str(path), str(seed)],
-                                 capture_output=True, text=True, cwd=ROOT)
+            command = [sys.executable, __file__, "--one", str(path), str(seed)]
+            if args.cpus:
+                command = ["taskset", "-c", args.cpus, *command]
+            out = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
             if out.returncode != 0:
                 row = {"notebook": path.stem, "seed": seed, "seconds": float("nan"),
-                       "error": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "crashed", "glued": {}}
+                       "error": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "crashed", "shown": {}}
             else:
                 row = json.loads(out.stdout.strip().splitlines()[-1])
             status = "ok" if row["error"] is None else f"FAILED: {row['error']}"
@@ -124,23 +143,19 @@ def main() -> int:
             rows.append(row)
 
     def headline(row: dict) -> str:
-        parts = []
-        for key, fmt in HEADLINES.get(row["notebook"], {}).items():
-            if key in row["glued"]:
-                value = row["glued"][key]
-                try:
-                    parts.append(fmt.format(float(value)))
-                except ValueError:  # a glued string, e.g. a rule's name
-                    parts.append(fmt.format(str(value).strip("'\"")))
-        return ", ".join(parts)
+        return ", ".join(label.format(row["shown"][expression])
+                         for label, expression in HEADLINES.get(row["notebook"], {}).items()
+                         if expression in row["shown"])
 
     failed = [r for r in rows if r["error"] is not None]
     lines = [
         "# Robustness: every chapter's claims at other seeds",
         "",
         f"Written by `make robust` on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC. Each chapter notebook "
-        f"ran top to bottom with `ATTENTION_COURSE_SEED` = {', '.join(map(str, args.seeds))}; its `assert` "
-        "cells are the claims of its prose. The book itself is built at seed 0.",
+        f"ran top to bottom with `ATTENTION_COURSE_SEED` = {', '.join(map(str, args.seeds))}"
+        f"{f', pinned to core(s) {args.cpus} (taskset)' if args.cpus else ''}; its `assert` "
+        "cells are the claims of its prose, and the headline numbers are the ones its prose shows "
+        "at that seed. The book itself is built at seed 0.",
         "",
         "| notebook | seed | claims | time (s) | headline numbers at this seed |",
         "|---|---:|:---:|---:|---|",

@@ -1984,9 +1984,18 @@ def test_solution_passes(check, solution, capsys):
 
 
 @pytest.mark.parametrize("check", [c for c, _, _ in CASES], ids=lambda f: f.__name__)
-def test_stub_is_not_attempted(check):
+def test_stub_is_not_attempted_and_fails_under_nbgrader(check, monkeypatch):
+    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
     with pytest.raises(checks.NotAttempted, match="not attempted yet"):
         check(stub)
+
+
+@pytest.mark.parametrize("check", [c for c, _, _ in CASES], ids=lambda f: f.__name__)
+def test_stub_is_reported_not_attempted_without_stopping_run_all(check, monkeypatch, capsys):
+    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
+    assert check(stub) is None
+    out = capsys.readouterr().out
+    assert "not attempted yet" in out and "correct" not in out
 
 
 WRONG = [

@@ -50,9 +50,10 @@ def test_student_versions_are_up_to_date():
 
 
 @pytest.mark.parametrize("src", SOURCES, ids=lambda p: p.name)
-def test_every_graded_cell_fails_in_the_student_version(src):
+def test_every_graded_cell_fails_in_the_student_version_under_nbgrader(src, monkeypatch):
     student = nbformat.read(ROOT / "student" / src.name, as_version=4)
     assert not any("BEGIN SOLUTION" in c.source or "HIDDEN TESTS" in c.source for c in student.cells)
+    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")  # the kernel inherits it, as under nbgrader
     NotebookClient(student, timeout=120, kernel_name="python3", allow_errors=True,
                    resources={"metadata": {"path": str(ROOT / "student")}}).execute()
     graded = [c for c in student.cells if _nbgrader_meta(c).get("grade")]
@@ -146,3 +147,4 @@ def test_graded_cells_carry_points_and_ids():
                 if meta.get("grade"):
                     assert meta.get("points", 0) > 0
         assert len(ids) == len(set(ids)), f"{src.name}: duplicate grade_id"
+

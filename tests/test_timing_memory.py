@@ -6,6 +6,7 @@ few calls.
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from attention_course.attention import scaled_dot_product_attention
@@ -61,3 +62,35 @@ def test_tiled_attention_needs_far_less_memory_than_the_score_matrix() -> None:
     assert standard >= scores_bytes
     assert keys_tiled < standard / 4
     assert both_tiled < scores_bytes / 4
+
+
+def test_timings_run_torch_on_one_thread_and_restore_the_count():
+    import torch
+
+    from attention_course import timing
+
+    before = torch.get_num_threads()
+    seen = []
+    timing.best_time(lambda: seen.append(torch.get_num_threads()), repeat=2, number=1, warmup=0)
+    timing.best_times({"a": lambda: seen.append(torch.get_num_threads())}, repeat=2, warmup=0, min_seconds=0)
+    assert set(seen) == {1}
+    assert torch.get_num_threads() == before
+    timing.best_time(lambda: seen.append(torch.get_num_threads()), repeat=1, number=1, warmup=0, threads=2)
+    assert seen[-1] == 2 and torch.get_num_threads() == before
+    with pytest.raises(ValueError, match="threads"):
+        timing.best_time(lambda: None, threads=0)
+
+
+def test_the_thread_count_is_restored_when_the_timed_function_raises():
+    import torch
+
+    from attention_course import timing
+
+    before = torch.get_num_threads()
+
+    def boom():
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        timing.best_times({"boom": boom}, warmup=0)
+    assert torch.get_num_threads() == before

@@ -15,26 +15,20 @@ from __future__ import annotations
 
 import functools
 import http.server
-import os
-import shutil
+import io
+import json
+import re
 import threading
+import zipfile
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
+from conftest import require as _require
 
 ROOT = Path(__file__).resolve().parents[2]
 HTML = ROOT / "_build" / "html"
 SHOTS = ROOT / "_build" / "screenshots"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
-def _require(condition: bool, message: str) -> None:
-    if not condition:
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
 
 
 def pages() -> list[str]:
@@ -61,21 +55,6 @@ def server():
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args):  # keep pytest output readable
         pass
-
-
-@pytest.fixture(scope="session")
-def browser():
-    _require(Path(CHROMIUM).exists(), "Chromium not found: `apt-get install chromium chromium-driver` to run the browser tests")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run", "--disable-quic"],
-        )
-        yield b
-        b.close()
 
 
 class Visit:
@@ -222,3 +201,49 @@ def test_moving_an_explorer_control_changes_the_figure(browser, server, page_pat
         assert before and after and before != after, "moving the slider did not change the figure"
     finally:
         visit.close()
+
+
+def test_exercise_pages_give_the_student_version_and_hide_the_hidden_tests(browser, server):
+    _require(bool(EXERCISE_PAGES), "no exercise pages built")
+    for page_path in EXERCISE_PAGES:
+        visit = Visit(browser, server, page_path)
+        try:
+            html = visit.page.content()
+            assert "HIDDEN TESTS" not in html, f"{page_path}: nbgrader's hidden tests are in the page"
+            links = visit.page.eval_on_selector_all("a.btn-download-source-button", "as => as.map(a => a.href)")
+            assert len(links) == 1 and links[0].endswith(".ipynb"), links
+            served = visit.page.request.get(links[0]).text()
+            name = Path(page_path).stem + ".ipynb"
+            assert json.loads(served) == json.loads((ROOT / "student" / name).read_text()), \
+                f"{page_path}: the download button does not serve student/{name}"
+            assert "BEGIN SOLUTION" not in served and "HIDDEN TESTS" not in served
+        finally:
+            visit.close()
+
+
+def test_the_intro_links_a_zip_of_every_student_notebook(browser, server):
+    visit = Visit(browser, server, "book/intro.html")
+    try:
+        links = visit.page.eval_on_selector_all("a[href$='.zip']", "as => as.map(a => a.href)")
+        assert links, "no link to the exercises' zip on the intro page"
+        body = visit.page.request.get(links[0]).body()
+    finally:
+        visit.close()
+    with zipfile.ZipFile(io.BytesIO(body)) as archive:
+        names = sorted(Path(n).name for n in archive.namelist())
+        assert names == sorted(p.name for p in (ROOT / "student").glob("*.ipynb"))
+        for n in archive.namelist():
+            text = archive.read(n).decode()
+            assert "BEGIN SOLUTION" not in text and "HIDDEN TESTS" not in text
+
+
+@pytest.mark.parametrize("page_path", [p for p in PAGES if p.startswith(("chapters/", "book/"))])
+def test_prose_numbers_are_filled_in_and_plain(page_path):
+    # What {eval} put into the page (myst-nb renders each value as <span class="output text_plain">):
+    # no role left raw, no empty value, no library repr such as np.float64(0.5) or tensor(3).
+    html = (HTML / page_path).read_text()
+    text = re.sub(r"<[^>]+>", "", html)
+    assert "{eval}" not in text and "{glue" not in text, "a role was not rendered"
+    for value in re.findall(r'<span class="output text_plain">(.*?)</span>', html, re.S):
+        assert value.strip(), "an {eval} rendered as nothing"
+        assert not re.search(r"np\.\w+\(|tensor\(|array\(", value), f"a library repr in the prose: {value!r}"
