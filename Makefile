@@ -12,7 +12,7 @@ TORCH_VERSION := $(shell sed -n 's/^torch==\([^ #]*\).*/\1/p' requirements.txt)
 SEEDS ?= 1 2 3
 CPUS  ?=
 
-.PHONY: setup book test unit notebooks build-strict browser binder bench robust student pins clean
+.PHONY: setup book test unit notebooks build-strict browser binder bench robust student pins figures clean
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -63,6 +63,10 @@ student: $(STAMP)
 	$(BIN)/python tools/student.py
 
 # binder/requirements.txt, written from requirements.txt (the one list of pins).
+# The concept figures, book/figures/*.svg, drawn by tools/diagrams/ (committed).
+figures: $(STAMP)
+	$(BIN)/python tools/figures.py
+
 pins: $(STAMP)
 	$(BIN)/python tools/pins.py
 

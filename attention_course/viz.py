@@ -11,7 +11,20 @@ from typing import Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 
-__all__ = ["attention_heatmap", "weights_bar", "curves", "to_numpy"]
+__all__ = ["PALETTE", "attention_heatmap", "weights_bar", "curves", "to_numpy"]
+
+#: One colour per role, in every plot and every concept figure of the book
+#: (tools/diagrams draws the figures with it). Okabe and Ito's colour-blind-safe set;
+#: each colour is dark enough for white text and light enough to read on a dark page.
+PALETTE: dict[str, str] = {
+    "query": "#D55E00",    # vermilion
+    "key": "#0072B2",      # blue
+    "value": "#009E73",    # bluish green
+    "output": "#CC79A7",   # reddish purple
+    "weight": "#E69F00",   # orange: scores, attention weights
+    "state": "#56B4E9",    # sky blue: recurrent states, hidden activations
+    "neutral": "#6E6E6E",  # grey: inputs, masks, everything without a role
+}
 
 
 def to_numpy(x: object) -> np.ndarray:
@@ -86,7 +99,7 @@ def weights_bar(
         raise ValueError(f"scores has shape {s.shape} but weights has {w.shape}")
     if ax is None:
         _, ax = plt.subplots(figsize=(1.0 + 0.8 * S, 3.0))
-    bars = ax.bar(range(S), w, color="tab:blue")
+    bars = ax.bar(range(S), w, color=PALETTE["weight"])
     ax.set_ylim(0.0, 1.12)
     ax.set_ylabel("weight")
     ax.set_xticks(range(S), labels=labels if labels is not None else range(S))

@@ -247,3 +247,52 @@ def test_prose_numbers_are_filled_in_and_plain(page_path):
     for value in re.findall(r'<span class="output text_plain">(.*?)</span>', html, re.S):
         assert value.strip(), "an {eval} rendered as nothing"
         assert not re.search(r"np\.\w+\(|tensor\(|array\(", value), f"a library repr in the prose: {value!r}"
+
+
+# Code blocks, printed outputs and tables: what a reader would have to scroll sideways.
+SCROLLERS = "div.highlight pre, div.cell_output pre, div.output pre, .cell_output table, div.cell_output .output_area"
+
+
+@pytest.mark.parametrize("page_path", [p for p in PAGES if p.startswith(("chapters/", "book/"))])
+def test_nothing_scrolls_sideways_at_1280_pixels(browser, server, page_path):
+    visit = Visit(browser, server, page_path)  # a 1280 x 900 window
+    try:
+        wide = visit.page.evaluate(
+            """sel => Array.from(document.querySelectorAll(sel))
+                 .filter(e => e.offsetParent !== null && e.scrollWidth > e.clientWidth + 1)
+                 .map(e => `${e.scrollWidth - e.clientWidth}px too wide: ` +
+                           e.textContent.split('\\n').reduce((a, b) => a.length >= b.length ? a : b, '').slice(0, 90))""",
+            SCROLLERS,
+        )
+        assert wide == [], f"{len(wide)} blocks scroll sideways:\n" + "\n".join(wide)
+    finally:
+        visit.close()
+
+
+FIGURE_PAGES = [p for p in PAGES if p.startswith(("chapters/", "book/"))
+                and 'class="figure' in (HTML / p).read_text() and "book/figures/" in (HTML / p).read_text()]
+
+
+@pytest.mark.parametrize("page_path", FIGURE_PAGES)
+def test_figures_render_with_alt_text_in_light_and_dark(browser, server, page_path):
+    visit = Visit(browser, server, page_path)
+    try:
+        figures = visit.page.locator("figure:has(img[src$='.svg'])")
+        assert figures.count() >= 1
+        for mode in ("light", "dark"):
+            visit.page.evaluate(f"document.documentElement.dataset.theme = '{mode}'")
+            visit.page.wait_for_timeout(100)
+            for k in range(figures.count()):
+                figure = figures.nth(k)
+                img = figure.locator("img")
+                assert img.evaluate("i => i.complete && i.naturalWidth > 0"), "the SVG did not load"
+                assert len((img.get_attribute("alt") or "").split()) >= 5, "no alt text"
+                assert figure.locator("figcaption").inner_text().strip(), "no caption"
+                box = img.bounding_box()
+                assert box and box["width"] >= 300, "the figure is drawn too small to read"
+                figure.scroll_into_view_if_needed()
+                SHOTS.joinpath("figures").mkdir(parents=True, exist_ok=True)
+                name = Path(img.get_attribute("src")).stem
+                figure.screenshot(path=str(SHOTS / "figures" / f"{name}-{mode}.png"))
+    finally:
+        visit.close()
