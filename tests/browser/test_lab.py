@@ -108,7 +108,9 @@ def _open(browser, lab, notebook: str):
             r.abort()
 
     page.route("**/*", route)
-    page.goto(f"{lab['url']}/lab/tree/{notebook}?token={TOKEN}")
+    # ?reset: a fresh workspace, so the tabs an earlier test opened are not restored and
+    # the status bar's "Idle" below is this notebook's kernel, not a restored tab's
+    page.goto(f"{lab['url']}/lab/tree/{notebook}?reset&token={TOKEN}")
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90_000)
     # the kernel has started when the status bar says so (Run All before that asks for a kernel)
     page.wait_for_function("document.body.innerText.includes('| Idle')", timeout=90_000)
