@@ -2,12 +2,19 @@
 
 Shape legend (PyTorch's letters, always batch-first; ``book/notation.md``):
 
-    B  batch            H  heads             D  model width (d_model)
+    B  batch            H  heads (only)      D  model width (d_model; a recurrent state's size too)
     L  query length     S  key length        T  sequence length when L = S
     E  query/key size (d_k)                  Ev value size (d_v)
+    Eq, Ek  query and key sizes when they differ (chapter 3)
+    A  additive-scoring size    F  feed-forward width    P  positional-table length
+    vocab_size  a vocabulary's size (never V: V is the values)
 
     query (B, L, E)   key (B, S, E)   value (B, S, Ev)
     weights (B, L, S), or (B, H, L, S) with heads; output (B, L, Ev)
+
+Vectors are rows and multiply the weights from the left, ``q = x W_q`` with
+W_q (D, E); an ``nn.Linear``'s ``weight`` is the transpose of that matrix.
+Positions are 1..S in formulas and 0..S-1 in code.
 
 Masks are bool with ``True`` = may attend (as in
 ``torch.nn.functional.scaled_dot_product_attention``; the opposite of

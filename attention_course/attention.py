@@ -21,7 +21,7 @@ _LOW_PRECISION = (torch.float16, torch.bfloat16)
 def softmax(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
     r"""Numerically stable softmax along ``dim``.
 
-    .. math:: \mathrm{softmax}(x)_i = \frac{e^{x_i - m}}{\sum_j e^{x_j - m}},\quad m = \max_j x_j
+    .. math:: \mathrm{softmax}(x)_j = \frac{e^{x_j - m}}{\sum_{j'} e^{x_{j'} - m}},\quad m = \max_{j'} x_{j'}
 
     Subtracting the maximum changes nothing mathematically and keeps every
     exponent at most :math:`e^0 = 1`, so scores of 1e4 do not overflow.
@@ -39,7 +39,9 @@ def softmax(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
 def masked_softmax(scores: torch.Tensor, mask: torch.Tensor | None = None, dim: int = -1) -> torch.Tensor:
     r"""Softmax over the positions the mask allows; masked positions get weight 0.
 
-    .. math:: w_j = \frac{M_j\, e^{x_j - m}}{\sum_{j'} M_{j'}\, e^{x_{j'} - m}}
+    .. math:: a_j = \frac{M_j\, e^{z_j - m}}{\sum_{j'} M_{j'}\, e^{z_{j'} - m}},\quad m = \max_{j' : M_{j'}} z_{j'}
+
+    for one row of scores z and mask M (1 = may attend).
 
     A row whose positions are all masked gets all-zero weights (not NaN, and
     not uniform weights over padding).

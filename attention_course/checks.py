@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import os
+import textwrap
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
@@ -93,6 +94,13 @@ __all__ = [
 ]
 
 
+def _say(message: object) -> None:
+    """Print a check's verdict wrapped to 75 characters, the width of the book's code column
+    (and of a notebook's output beside it), so that no output scrolls sideways."""
+    print(textwrap.fill(str(message), width=75, subsequent_indent="  ", break_long_words=False,
+                        break_on_hyphens=False))
+
+
 class NotAttempted(AssertionError):
     """The exercise still raises ``NotImplementedError``."""
 
@@ -112,7 +120,7 @@ def _reports_not_attempted(check: Callable[..., None]) -> Callable[..., None]:
         except NotAttempted as exc:
             if os.environ.get("NBGRADER_EXECUTION"):
                 raise
-            print(exc)
+            _say(exc)
             return None
 
     return wrapper
@@ -226,7 +234,7 @@ def check_softmax(softmax: Callable[[np.ndarray], np.ndarray]) -> None:
             if not np.all(np.isfinite(got)):
                 raise AssertionError(f"{label} gives inf or NaN: {hint}")
             _compare(label, got, reference.softmax(x))
-    print("softmax: correct, stable for large scores, and row-wise on matrices.")
+    _say("softmax: correct, stable for large scores, and row-wise on matrices.")
 
 
 def _attention_inputs(seed: int, L: int, S: int, E: int, Ev: int, scale: float = 0.6):
@@ -256,7 +264,7 @@ def _scale_hints(what: str, got: np.ndarray, q: np.ndarray, k: np.ndarray, expec
 
 @_reports_not_attempted
 def check_attention_weights(attention_weights: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> None:
-    """Exercise: the weights a_i = softmax_i(q·k_i / sqrt(E)) of one query over S keys."""
+    """Exercise: the weights a_j = softmax_j(q·k_j / sqrt(E)) of one query over S keys."""
     with _attempt("attention_weights"):
         q, k, _ = _attention_inputs(1, 1, 5, 8, 3)
         q = q[0]  # (E,)
@@ -268,12 +276,12 @@ def check_attention_weights(attention_weights: Callable[[np.ndarray, np.ndarray]
             )
         _scale_hints("attention_weights(query, keys)", got, q[None, :], k, expected)
         _compare("attention_weights(query, keys)", got, expected, legend=" (S,), one weight per key")
-    print("attention_weights: correct: scaled scores, softmax over the keys.")
+    _say("attention_weights: correct: scaled scores, softmax over the keys.")
 
 
 @_reports_not_attempted
 def check_context(context: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> None:
-    """Exercise: the context c = sum_i a_i v_i for weights (S,) and values (S, Ev)."""
+    """Exercise: the context c = sum_j a_j v_j for weights (S,) and values (S, Ev)."""
     with _attempt("context"):
         rng = _rng(2)
         a = reference.softmax(rng.normal(size=5))  # (S,)
@@ -281,16 +289,16 @@ def check_context(context: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> No
         expected = a @ v  # (Ev,)
         got = _as_array("context(weights, values)", context(a.copy(), v.copy()))
         if got.shape == expected.shape and np.allclose(got, v.mean(axis=0)):
-            raise AssertionError("context(weights, values) is the plain mean of the values: weight each value by a_i")
+            raise AssertionError("context(weights, values) is the plain mean of the values: weight each value by a_j")
         if got.shape == expected.shape and np.allclose(got, v.sum(axis=0)):
-            raise AssertionError("context(weights, values) is the plain sum of the values: weight each value by a_i")
+            raise AssertionError("context(weights, values) is the plain sum of the values: weight each value by a_j")
         if got.shape == (5,):
             raise AssertionError(
                 "context(weights, values) has shape (S,) = (5,) but should be (Ev,) = (3,): "
                 "sum over the keys (axis 0 of values), one number per value feature"
             )
         _compare("context(weights, values)", got, expected, legend=" (Ev,)")
-    print("context: correct: the weighted sum of the values.")
+    _say("context: correct: the weighted sum of the values.")
 
 
 def _check_attention_case(attention: Callable, q: np.ndarray, k: np.ndarray, v: np.ndarray, label: str) -> None:
@@ -326,7 +334,7 @@ def check_attention(attention: Callable) -> None:
         _check_attention_case(attention, q, k, v, " for L=2, S=5, E=4, Ev=3")
         q, k, v = _attention_inputs(4, 4, 4, 4, 4)  # square: a missing transpose still runs
         _check_attention_case(attention, q, k, v, " for L=S=E=Ev=4")
-    print("attention: correct: A = softmax(Q Kᵀ / √E) row by row, C = A V.")
+    _say("attention: correct: A = softmax(Q Kᵀ / √E) row by row, C = A V.")
 
 
 @_reports_not_attempted
@@ -361,7 +369,7 @@ def check_masked_attention(masked_attention: Callable) -> None:
                 raise AssertionError(f"weights[{i}, {j}] = {a[i, j]:.3g} but key {j} is masked for query {i}: it must be 0")
         _compare("weights", a, expected_a, legend=" (L, S)")
         _compare("context", c, expected_c, legend=" (L, Ev)")
-    print("masked_attention: correct, including the fully masked row.")
+    _say("masked_attention: correct, including the fully masked row.")
 
 
 # --------------------------------------------------------------------------- later chapters
@@ -385,7 +393,7 @@ def check_add_positional_encoding(add_positional_encoding: Callable) -> None:
                     "For batch-first x (B, T, D) add pe[:T], which broadcasts as (T, D) over B"
                 )
         _compare("add_positional_encoding(x, pe)", got, expected, atol=1e-5, legend=" (B, T, D)")
-    print("add_positional_encoding: correct: position t of every sequence gets row t.")
+    _say("add_positional_encoding: correct: position t of every sequence gets row t.")
 
 
 @_reports_not_attempted
@@ -416,7 +424,7 @@ def check_multihead_forward(multihead_forward: Callable) -> None:
                     "the output is the concatenated heads without the output projection: multiply by w_o last"
                 )
         _compare("multihead_forward", got, expected, atol=1e-4, legend=" (B, T, D)")
-    print("multihead_forward: correct: split, attend per head, concatenate, project with W_o.")
+    _say("multihead_forward: correct: split, attend per head, concatenate, project with W_o.")
 
 
 # --------------------------------------------------------------------------- chapter 1: the seq2seq bottleneck
@@ -495,18 +503,18 @@ def check_teacher_forcing(teacher_forcing: Callable) -> None:
             for what, got, expected in (("decoder_inputs", inputs, exp_inputs), ("labels", labels, exp_labels)):
                 if got != expected:
                     raise AssertionError(f"{what} {label} is {got} but should be {expected}")
-    print("teacher_forcing: correct: the inputs start with <bos>, the labels end with <eos>.")
+    _say("teacher_forcing: correct: the inputs start with <bos>, the labels end with <eos>.")
 
 
 @_reports_not_attempted
 def check_final_states(final_states: Callable) -> None:
-    """Exercise: ``final_states(states (B, S, H), lengths (B,)) -> (B, H)``, the state at index lengths - 1."""
+    """Exercise: ``final_states(states (B, S, D), lengths (B,)) -> (B, D)``, the state at index lengths - 1."""
     with _attempt("final_states"):
         gen = torch.Generator().manual_seed(11)
         B, S, H = 4, 6, 3
         for lengths in (torch.tensor([6, 2, 4, 1]), torch.tensor([3, 5, 2, 4])):
             real = torch.arange(S)[None, :] < lengths[:, None]  # (B, S), True = a real token
-            states = torch.randn(B, S, H, generator=gen) * real[..., None]  # (B, S, H), zeros at padding
+            states = torch.randn(B, S, H, generator=gen) * real[..., None]  # (B, S, D), zeros at padding
             states_before, lengths_before = states.clone(), lengths.clone()
             label = f"final_states for lengths {lengths.tolist()} and S={S}"
             try:
@@ -515,13 +523,13 @@ def check_final_states(final_states: Callable) -> None:
                 if "out of bounds" not in str(exc) and "out of range" not in str(exc):
                     raise
                 raise AssertionError(
-                    f"{label} raised {type(exc).__name__}: {exc}. A sequence of length n has its last real "
-                    f"token at index n - 1, so take index lengths - 1: a full-length sequence has no index S"
+                    f"{label} raised {type(exc).__name__}: {exc}. A sequence's last real "
+                    f"token is at index length - 1, so take index lengths - 1: a full-length sequence has no index S"
                 ) from exc
             if not (torch.equal(states, states_before) and torch.equal(lengths, lengths_before)):
                 raise AssertionError(f"{label}: an input was modified in place; index it, do not assign into it")
             got = _as_array(label, result)
-            expected = states[torch.arange(B), lengths - 1].numpy()  # (B, H)
+            expected = states[torch.arange(B), lengths - 1].numpy()  # (B, D)
             x = states.numpy()
             if got.shape == expected.shape:
                 if np.allclose(got, x[:, -1]):
@@ -547,12 +555,12 @@ def check_final_states(final_states: Callable) -> None:
                         f"{label}: you took the mean over time: the fixed context c of chapter 1 is the encoder's "
                         f"*last* real state (index lengths - 1), the one the GRU has folded every token into"
                     )
-            _compare(label, got, expected, atol=1e-6, legend=" (B, H): one state per sequence")
-    print("final_states: correct: each sequence's state at its last real token.")
+            _compare(label, got, expected, atol=1e-6, legend=" (B, D): one state per sequence")
+    _say("final_states: correct: each sequence's state at its last real token.")
 
 
 class _ToyDecoder:
-    """``step(token_id, state) -> (logits (V,), new state)`` for checking greedy decoding.
+    """``step(token_id, state) -> (logits (vocab_size,), new state)`` for checking greedy decoding.
 
     The next token is looked up in a table from the token fed in, so feeding the
     wrong token changes the rest of the sequence. The state is ``tensor([steps_left])``;
@@ -565,14 +573,14 @@ class _ToyDecoder:
 
     def __init__(self) -> None:
         gen = torch.Generator().manual_seed(12)
-        self.noise = torch.rand(self.V, self.V, generator=gen)  # (V, V), moderate logits in [0, 1)
+        self.noise = torch.rand(self.V, self.V, generator=gen)  # (vocab_size, vocab_size), moderate logits in [0, 1)
         self.calls: list[tuple[int, int]] = []  # (token fed, steps left)
 
     def __call__(self, token_id: int, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         token, steps_left = int(token_id), int(state[0])
         self.calls.append((token, steps_left))
         nxt = self.EOS if steps_left <= 0 else self.TABLE[token]
-        logits = self.noise[token].clone()  # (V,)
+        logits = self.noise[token].clone()  # (vocab_size,)
         logits[nxt] += 2.0
         return logits, state - 1
 
@@ -640,7 +648,7 @@ def check_greedy_decode(greedy_decode: Callable) -> None:
                 )
             if got != expected:
                 raise AssertionError(f"{label} returned {got} but should return {expected}")
-    print("greedy_decode: correct: each prediction fed back, stopping at <eos> or max_len.")
+    _say("greedy_decode: correct: each prediction fed back, stopping at <eos> or max_len.")
 
 
 @_reports_not_attempted
@@ -678,7 +686,7 @@ def check_token_accuracy(token_accuracy: Callable) -> None:
         perfect = _number(label, token_accuracy(targets.clone(), targets.clone()))
         if abs(perfect - 1.0) > 1e-6:
             raise AssertionError(f"token_accuracy(targets, targets) is {perfect:.6g} but should be 1")
-    print("token_accuracy: correct: the share of real (non-padding) tokens predicted in place.")
+    _say("token_accuracy: correct: the share of real (non-padding) tokens predicted in place.")
 
 
 # --------------------------------------------------------------------------- chapter 2: soft attention
@@ -686,15 +694,15 @@ def check_token_accuracy(token_accuracy: Callable) -> None:
 
 @_reports_not_attempted
 def check_contexts(contexts: Callable) -> None:
-    """Exercise: ``contexts(weights (T, S), states (S, H)) -> (T, H)``, c_t = sum_i a_ti h_i."""
+    """Exercise: ``contexts(weights (T, S), states (S, D)) -> (T, D)``, c_t = sum_i a_ti h_i."""
     with _attempt("contexts"):
         gen = torch.Generator().manual_seed(21)
         for T, S, H in ((4, 4, 3), (3, 5, 4)):  # square first: transposed weights still run
             weights = torch.softmax(torch.randn(T, S, generator=gen), dim=-1)  # (T, S), rows sum to 1
-            states = torch.randn(S, H, generator=gen)  # (S, H)
-            label = f"contexts for T={T}, S={S}, H={H}"
+            states = torch.randn(S, H, generator=gen)  # (S, D)
+            label = f"contexts for T={T}, S={S}, D={H}"
             got = _as_array(label, contexts(weights.clone(), states.clone()))
-            expected = (weights @ states).numpy()  # (T, H)
+            expected = (weights @ states).numpy()  # (T, D)
             x = states.numpy()
             if got.shape == expected.shape:
                 for which, fixed in (("the mean of the states", x.mean(axis=0)), ("the last state", x[-1])):
@@ -714,16 +722,16 @@ def check_contexts(contexts: Callable) -> None:
                         f"{label}: you used the weights transposed: row t of weights (T, S) holds step t's "
                         f"weights over the S source states, so c_t = sum_i a_ti h_i is row t of weights @ states"
                     )
-            _compare(label, got, expected, atol=1e-5, legend=" (T, H): one context per target step")
-    print("contexts: correct: one weighted sum of the encoder states per target step.")
+            _compare(label, got, expected, atol=1e-5, legend=" (T, D): one context per target step")
+    _say("contexts: correct: one weighted sum of the encoder states per target step.")
 
 
 def _additive_inputs(seed: int, S: int, H: int, A: int):
     gen = torch.Generator().manual_seed(seed)
-    s = torch.randn(H, generator=gen)  # (H,), the decoder state s_{t-1}
-    states = torch.randn(S, H, generator=gen)  # (S, H), the encoder states h_i
-    W_q = torch.randn(A, H, generator=gen) * 0.5  # (A, H)
-    W_k = torch.randn(A, H, generator=gen) * 0.5  # (A, H)
+    s = torch.randn(H, generator=gen)  # (D,), the decoder state s_{t-1}
+    states = torch.randn(S, H, generator=gen)  # (S, D), the encoder states h_i
+    W_q = torch.randn(A, H, generator=gen) * 0.5  # (A, D)
+    W_k = torch.randn(A, H, generator=gen) * 0.5  # (A, D)
     v = torch.randn(A, generator=gen)  # (A,)
     return s, states, W_q, W_k, v
 
@@ -734,12 +742,12 @@ def _additive_reference(s, states, W_q, W_k, v) -> torch.Tensor:
 
 @_reports_not_attempted
 def check_additive_scores(additive_scores: Callable) -> None:
-    """Exercise: ``additive_scores(s (H,), states (S, H), W_q (A, H), W_k (A, H), v (A,)) -> (S,)``,
+    """Exercise: ``additive_scores(s (D,), states (S, D), W_q (A, D), W_k (A, D), v (A,)) -> (S,)``,
     e_i = v · tanh(W_q s + W_k h_i)."""
     with _attempt("additive_scores"):
         S, H, A = 5, 4, 3
         s, states, W_q, W_k, v = _additive_inputs(22, S, H, A)
-        label = f"additive_scores for S={S}, H={H}, A={A}"
+        label = f"additive_scores for S={S}, D={H}, A={A}"
         got = _as_array(label, additive_scores(s.clone(), states.clone(), W_q.clone(), W_k.clone(), v.clone()))
         expected = _additive_reference(s, states, W_q, W_k, v)  # (S,)
         pre = W_q @ s + states @ W_k.T  # (S, A): W_q s + W_k h_i for every i
@@ -761,12 +769,12 @@ def check_additive_scores(additive_scores: Callable) -> None:
                 if np.allclose(got, value.numpy(), atol=1e-5):
                     raise AssertionError(f"{label}: {hint}")
         _compare(label, got, expected.numpy(), atol=1e-5, legend=" (S,): one score per source position")
-    print("additive_scores: correct: e_i = v · tanh(W_q s + W_k h_i).")
+    _say("additive_scores: correct: e_i = v · tanh(W_q s + W_k h_i).")
 
 
 @_reports_not_attempted
 def check_attention_step(attention_step: Callable) -> None:
-    """Exercise: ``attention_step(s, states, mask, W_q, W_k, v) -> (context (H,), weights (S,))``: additive
+    """Exercise: ``attention_step(s, states, mask, W_q, W_k, v) -> (context (D,), weights (S,))``: additive
     scores, a softmax over the positions where ``mask`` is True; masked positions get weight exactly 0."""
     with _attempt("attention_step"):
         H, A = 4, 3
@@ -814,8 +822,8 @@ def check_attention_step(attention_step: Callable) -> None:
                     )
             _compare(f"weights, {label}", weights, expected_w.numpy(), atol=1e-5, legend=" (S,)")
             _compare(f"context, {label}", context, (expected_w @ states).numpy(), atol=1e-5,
-                     legend=" (H,): the weighted sum of the states")
-    print("attention_step: correct: additive scores, masked softmax, context.")
+                     legend=" (D,): the weighted sum of the states")
+    _say("attention_step: correct: additive scores, masked softmax, context.")
 
 
 @_reports_not_attempted
@@ -856,7 +864,7 @@ def check_alignment_accuracy(alignment_accuracy: Callable) -> None:
                     f"{label} is {got:.6g} but should be {expected:.6g}: the most-attended positions are "
                     f"{weights.argmax(dim=-1).tolist()} and the alignment is {alignment}"
                 )
-    print("alignment_accuracy: correct: the share of steps that attend most to the aligned source token.")
+    _say("alignment_accuracy: correct: the share of steps that attend most to the aligned source token.")
 
 
 # --------------------------------------------------------------------------- chapter 3: scoring rules
@@ -907,21 +915,21 @@ def _dot_wrong(q: torch.Tensor, k: torch.Tensor, scale: float) -> dict:
         "comes later, in the attention itself": torch.softmax(expected, dim=-1),
     }
     if L == S:
-        wrong["the result is transposed: row l must hold query l's scores against every key, "
+        wrong["the result is transposed: row i must hold query i's scores against every key, "
               "so compute q @ k.T (L, S), not k @ q.T (S, L)"] = expected.T
     if E == S:
         wrong["you multiplied q by k, not by k transposed: q @ k only runs because E = S here. "
               "Each score is the dot product of a query row with a key row: q @ k.T"] = q @ k * scale
     if L == S:
-        wrong["you multiplied elementwise (q * k): that pairs query l with key l only. The score of "
-              "query l and key s is the sum over the E features of q[l] * k[s]: the matrix product "
+        wrong["you multiplied elementwise (q * k): that pairs query i with key i only. The score of "
+              "query i and key j is the sum over the E features of q[i] * k[j]: the matrix product "
               "q @ k.T"] = (q * k) * scale
     return wrong
 
 
 @_reports_not_attempted
 def check_dot_scores(dot_scores: Callable) -> None:
-    """Exercise: ``dot_scores(q (L, E), k (S, E)) -> (L, S)``, score[l, s] = q_l · k_s."""
+    """Exercise: ``dot_scores(q (L, E), k (S, E)) -> (L, S)``, score[i, j] = q_i · k_j."""
     with _attempt("dot_scores"):
         for seed, (L, S, E) in ((31, (4, 4, 4)), (32, (3, 5, 4))):  # square first: a missing .T still runs
             q, k, _ = _pair_inputs(seed, L, S, E, E)
@@ -933,7 +941,7 @@ def check_dot_scores(dot_scores: Callable) -> None:
                   "score is q @ k.T"] = expected / E**0.5
             _reject_known(label, got, expected, wrong)
             _compare(label, got, expected.numpy(), atol=1e-5, legend=_SCORES_LEGEND)
-    print("dot_scores: correct: q @ k.T, one score per (query, key) pair.")
+    _say("dot_scores: correct: q @ k.T, one score per (query, key) pair.")
 
 
 @_reports_not_attempted
@@ -961,7 +969,7 @@ def check_scaled_dot_scores(scaled_dot_scores: Callable) -> None:
             })
             _reject_known(label, got, expected, wrong)
             _compare(label, got, expected.numpy(), atol=1e-5, legend=_SCORES_LEGEND)
-    print("scaled_dot_scores: correct: q @ k.T / sqrt(E).")
+    _say("scaled_dot_scores: correct: q @ k.T / sqrt(E).")
 
 
 @_reports_not_attempted
@@ -983,14 +991,14 @@ def check_general_scores(general_scores: Callable) -> None:
                       "space (Ek), where it is compared with the keys: q @ W @ k.T"] = q @ W.T @ k.T
             if Eq == Ek and L == S:
                 wrong["you computed k @ W @ q.T, which is the transposed result with W transposed: the "
-                      "query goes on the left, q @ W @ k.T, so that row l holds query l's scores"] = k @ W @ q.T
-                wrong["the result is transposed: row l must hold query l's scores, q @ W @ k.T (L, S)"] = expected.T
+                      "query goes on the left, q @ W @ k.T, so that row i holds query i's scores"] = k @ W @ q.T
+                wrong["the result is transposed: row i must hold query i's scores, q @ W @ k.T (L, S)"] = expected.T
             if L == Eq == Ek:
                 wrong["you multiplied q and W elementwise (q * W): that only runs because L = Eq = Ek here. "
                       "Use the matrix product, q @ W @ k.T"] = (q * W) @ k.T
             _reject_known(label, got, expected, wrong)
             _compare(label, got, expected.numpy(), atol=1e-5, legend=_SCORES_LEGEND)
-    print("general_scores: correct: q @ W @ k.T.")
+    _say("general_scores: correct: q @ W @ k.T.")
 
 
 def _concat_inputs(seed: int, L: int, S: int, Eq: int, Ek: int, A: int):
@@ -1003,17 +1011,17 @@ def _concat_inputs(seed: int, L: int, S: int, Eq: int, Ek: int, A: int):
 @_reports_not_attempted
 def check_concat_scores(concat_scores: Callable) -> None:
     """Exercise: ``concat_scores(q (L, Eq), k (S, Ek), W (A, Eq + Ek), v (A,)) -> (L, S)``,
-    score[l, s] = vᵀ tanh(W [q_l; k_s])."""
+    score[i, j] = v · tanh(W [q_i; k_j])."""
     with _attempt("concat_scores"):
         for seed, (L, S, Eq, Ek, A) in ((38, (3, 5, 4, 2, 3)), (39, (4, 4, 3, 3, 5))):
             q, k, W, v = _concat_inputs(seed, L, S, Eq, Ek, A)
             label = f"concat_scores for L={L}, S={S}, Eq={Eq}, Ek={Ek}, A={A}"
             got = _as_array(label, _call_pure(label, concat_scores, ("q", q), ("k", k), ("W", W), ("v", v)))
             expected = scores.concat_scores(q, k, W, v)  # (L, S)
-            pre = (q @ W[:, :Eq].T)[:, None, :] + (k @ W[:, Eq:].T)[None, :, :]  # (L, S, A): W [q_l; k_s]
+            pre = (q @ W[:, :Eq].T)[:, None, :] + (k @ W[:, Eq:].T)[None, :, :]  # (L, S, A): W [q_i; k_j]
             wrong = {
                 "you concatenated [k; q]: the order is [q; k], so the first Eq columns of W act on the "
-                "query and the last Ek on the key (torch.cat([q_l, k_s]))":
+                "query and the last Ek on the key (torch.cat([q_i, k_j]))":
                     torch.tanh((k @ W[:, :Ek].T)[None, :, :] + (q @ W[:, Ek:].T)[:, None, :]) @ v,
                 "there is no tanh: apply it to the A-vector W [q; k] before the dot product with v. "
                 "Without it the score is a linear function of q and k, and the query's part is the same "
@@ -1029,11 +1037,11 @@ def check_concat_scores(concat_scores: Callable) -> None:
             if got.shape == tuple(expected.shape) and np.allclose(got, got[:, :1], atol=1e-6):
                 raise AssertionError(
                     f"{label}: every key got the same score from a query, so the key is not used: W [q; k] "
-                    f"needs the whole concatenation, the key's block W[:, Eq:] acting on k_s as well as "
-                    f"the query's block W[:, :Eq] acting on q_l"
+                    f"needs the whole concatenation, the key's block W[:, Eq:] acting on k_j as well as "
+                    f"the query's block W[:, :Eq] acting on q_i"
                 )
             _compare(label, got, expected.numpy(), atol=1e-5, legend=_SCORES_LEGEND)
-    print("concat_scores: correct: v · tanh(W [q; k]) for every (query, key) pair.")
+    _say("concat_scores: correct: v · tanh(W [q; k]) for every (query, key) pair.")
 
 
 @_reports_not_attempted
@@ -1069,7 +1077,7 @@ def check_split_concat_weight(split_concat_weight: Callable) -> None:
         additive = scores.additive_scores(q, k, W_q, W_k, v)  # (L, S)
         _compare("additive_scores with your (W_q, W_k)", additive.numpy(), scores.concat_scores(q, k, W, v).numpy(),
                  atol=1e-5, legend=_SCORES_LEGEND)
-    print("split_concat_weight: correct: W [q; k] = W_q q + W_k k, so additive scores are concat scores.")
+    _say("split_concat_weight: correct: W [q; k] = W_q q + W_k k, so additive scores are concat scores.")
 
 
 _reference_masked_softmax = masked_softmax  # the package's; the check below takes a learner's namesake
@@ -1142,7 +1150,7 @@ def check_masked_softmax(masked_softmax: Callable) -> None:
                 f"softmax(x - max(x)) equals softmax(x)"
             )
         _compare(label, got, _reference_masked_softmax(x, mask).numpy(), atol=1e-6, legend=_SCORES_LEGEND)
-    print("masked_softmax: correct: blocked keys get 0, fully masked rows 0 (not NaN), stable for large scores.")
+    _say("masked_softmax: correct: blocked keys get 0, fully masked rows 0 (not NaN), stable for large scores.")
 
 
 # --------------------------------------------------------------------------- chapter 4: hard attention
@@ -1203,7 +1211,7 @@ def check_topk_hard_attention(topk_hard_attention: Callable) -> None:
                 )
             _compare(f"output, {label}", out, expected_out.numpy(), atol=1e-5,
                      legend=" (L, Ev): one row per query")
-    print("topk_hard_attention: correct: 1 on the k best keys of each row, the mean of their values.")
+    _say("topk_hard_attention: correct: 1 on the k best keys of each row, the mean of their values.")
 
 
 def _gumbel_noise(u: torch.Tensor) -> torch.Tensor:
@@ -1261,7 +1269,7 @@ def check_gumbel_argmax(gumbel_argmax: Callable) -> None:
         # many draws for one row: the frequencies must be softmax(logits)
         N, row = 20_000, torch.tensor([1.0, 0.0, -1.0, 0.5])  # (S,)
         probs = torch.softmax(row, dim=-1)  # (S,)
-        u_many = _uniform(torch.Generator().manual_seed(57), N, 4)  # (N, S)
+        u_many = _uniform(torch.Generator().manual_seed(57), N, 4)  # (draws, S)
         many = _index_vector(f"{label} for {N} draws", gumbel_argmax(row.expand(N, 4).clone(), u_many), N)
         freq = torch.bincount(many.clamp(0, 3), minlength=4).double() / N  # (S,)
         chi2 = float((N * (freq - probs) ** 2 / probs).sum())  # 3 degrees of freedom
@@ -1277,13 +1285,13 @@ def check_gumbel_argmax(gumbel_argmax: Callable) -> None:
                 f"{label}: rows {rows} picked {got[rows].tolist()} but should pick {expected[rows].tolist()}: "
                 f"for this u the sample is argmax(logits - log(-log u)), exactly"
             )
-    print("gumbel_argmax: correct: argmax(logits + Gumbel noise), a sample from softmax(logits).")
+    _say("gumbel_argmax: correct: argmax(logits + Gumbel noise), a sample from softmax(logits).")
 
 
 @_reports_not_attempted
 def check_reinforce_surrogate(reinforce_surrogate: Callable) -> None:
     """Exercise: ``reinforce_surrogate(log_probs (B, S), picked (B,), rewards (B,), baseline) -> scalar``,
-    -mean((rewards - baseline) * log_probs[b, picked_b]) with the advantage a constant."""
+    -mean((rewards - baseline) * log_probs[n, picked_n]) with the advantage a constant."""
     with _attempt("reinforce_surrogate"):
         gen = torch.Generator().manual_seed(55)
         B, S, baseline = 6, 4, 0.7
@@ -1304,7 +1312,7 @@ def check_reinforce_surrogate(reinforce_surrogate: Callable) -> None:
             raise AssertionError(f"{label} must be one number, got shape {tuple(loss.shape)}: average over the batch")
         lp, r = log_probs.detach(), rewards.detach()
         advantage = r - baseline  # (B,)
-        chosen = lp[torch.arange(B), picked]  # (B,), log pi(picked_b)
+        chosen = lp[torch.arange(B), picked]  # (B,), log pi(picked_n)
         expected = -(advantage * chosen).mean()
         wrong = {
             "the sign is wrong: minimising the surrogate must make well-rewarded choices more likely, "
@@ -1318,7 +1326,7 @@ def check_reinforce_surrogate(reinforce_surrogate: Callable) -> None:
             "you took the log-probability of the most probable key, not of the picked one: "
             "log_probs[torch.arange(B), picked]": -(advantage * lp.max(dim=-1).values).mean(),
             "you gathered the wrong entries: log_probs[:, picked] is (B, B), every row at every picked "
-            "index. Each row b needs only its own picked key: log_probs[torch.arange(B), picked]":
+            "index. Each row n needs only its own picked key: log_probs[torch.arange(B), picked]":
                 -(advantage * lp[:, picked]).mean(),
         }
         value = float(loss.detach())
@@ -1344,7 +1352,7 @@ def check_reinforce_surrogate(reinforce_surrogate: Callable) -> None:
                 f"{label}: a gradient reached the rewards: the advantage (rewards - baseline) is a constant "
                 f"weight, not something to differentiate. Detach it: (rewards - baseline).detach()"
             )
-    print("reinforce_surrogate: correct: its gradient is the REINFORCE estimate, with a constant advantage.")
+    _say("reinforce_surrogate: correct: its gradient is the REINFORCE estimate, with a constant advantage.")
 
 
 def _straight_through_reference(logits: torch.Tensor, u: torch.Tensor, tau: float) -> torch.Tensor:
@@ -1413,7 +1421,7 @@ def check_straight_through_gumbel(straight_through_gumbel: Callable) -> None:
             )
         _compare(f"the gradient of sum(C * {label}) with respect to the logits", grad, expected_grad.numpy(),
                  atol=1e-5, legend=" (B, S)")
-    print("straight_through_gumbel: correct: a one-hot sample forward, the soft sample's gradient backward.")
+    _say("straight_through_gumbel: correct: a one-hot sample forward, the soft sample's gradient backward.")
 
 
 # --------------------------------------------------------------------------- chapter 5: self-attention
@@ -1500,7 +1508,7 @@ def check_self_attention(self_attention: Callable) -> None:
                 if out.shape == tuple(value.shape) and np.allclose(out, value.numpy(), atol=1e-5):
                     raise AssertionError(f"output, {label}: {hint}")
             _compare(f"output, {label}", out, exp_out, atol=1e-5, legend=" (B, T, Ev): one row per token")
-    print("self_attention: correct: Q, K, V from the same X, softmax(Q Kᵀ / √E) over the keys, times V.")
+    _say("self_attention: correct: Q, K, V from the same X, softmax(Q Kᵀ / √E) over the keys, times V.")
 
 
 def _bool_mask(label: str, got: object, how: str) -> torch.Tensor:
@@ -1541,8 +1549,8 @@ def _reject_known_mask(label: str, got: torch.Tensor, expected: torch.Tensor, wr
 
 @_reports_not_attempted
 def check_causal_mask(causal_mask: Callable) -> None:
-    """Exercise: ``causal_mask(T) -> (T, T)`` bool, True on and below the diagonal: query t may attend to
-    keys j <= t."""
+    """Exercise: ``causal_mask(T) -> (T, T)`` bool, True on and below the diagonal: query i may attend to
+    keys j <= i."""
     with _attempt("causal_mask"):
         for T in (5, 1):
             label = f"causal_mask({T})"
@@ -1556,23 +1564,23 @@ def check_causal_mask(causal_mask: Callable) -> None:
                     f"a row: torch.arange(T)[:, None] >= torch.arange(T)[None, :] is (T, T)"
                 )
             wrong = {
-                "it is True on and above the diagonal (.triu()), so query t would read the *future* keys "
-                "j > t. Row t is query t and column j is key j; the causal mask lets query t read keys "
-                "j <= t: True on and below the diagonal, .tril()": expected.T,
+                "it is True on and above the diagonal (.triu()), so query i would read the *future* keys "
+                "j > i. Row i is query i and column j is key j; the causal mask lets query i read keys "
+                "j <= i: True on and below the diagonal, .tril()": expected.T,
                 "the mask is inverted: True where attention is blocked, the convention of "
                 "nn.MultiheadAttention. In this course, as in F.scaled_dot_product_attention, True means "
                 "*may attend*: True on and below the diagonal": ~expected,
-                "the diagonal is False: query t may attend to itself, key j = t (j <= t, not j < t). "
+                "the diagonal is False: query i may attend to itself, key j = i (j <= i, not j < i). "
                 "Without it, row 0 has nothing at all to attend to": expected.tril(-1),
             }
             _reject_known_mask(label, got, expected, wrong)
-            _compare_mask(label, got, expected, " (T, T): row t is query t, column j is key j")
-    print("causal_mask: correct: query t may read keys 0..t, itself included, and nothing later.")
+            _compare_mask(label, got, expected, " (T, T): row i is query i, column j is key j")
+    _say("causal_mask: correct: query i may read keys 0..i, itself included, and nothing later.")
 
 
 @_reports_not_attempted
 def check_padding_mask(padding_mask: Callable) -> None:
-    """Exercise: ``padding_mask(lengths (B,), S) -> (B, S)`` bool, True where position s < lengths[b]."""
+    """Exercise: ``padding_mask(lengths (B,), S) -> (B, S)`` bool, True where position j < lengths[n]."""
     with _attempt("padding_mask"):
         for values, S in (([4, 1, 6, 0], 6), ([2, 3, 1], 3)):  # B != S, then B = S where a transpose still runs
             lengths = torch.tensor(values)  # (B,)
@@ -1591,26 +1599,26 @@ def check_padding_mask(padding_mask: Callable) -> None:
                 )
             positions = torch.arange(S)  # (S,)
             wrong = {
-                "the mask is inverted: True on the padding. True means *may attend*, a real token: position s "
-                "of sequence b is real when s < lengths[b]": ~expected,
-                "off by one: a sequence of length n has its real tokens at positions 0 .. n - 1, so position s "
-                "is real when s < n, not s <= n": positions[None, :] <= lengths[:, None],
-                "every position is True: the mask ignores the lengths. Position s of sequence b is a real "
-                "token when s < lengths[b]": torch.ones(B, S, dtype=torch.bool),
+                "the mask is inverted: True on the padding. True means *may attend*, a real token: position j "
+                "of sequence n is real when j < lengths[n]": ~expected,
+                "off by one: a sequence of length S_n has its real tokens at positions 0 .. S_n - 1, so position j "
+                "is real when j < S_n, not j <= S_n": positions[None, :] <= lengths[:, None],
+                "every position is True: the mask ignores the lengths. Position j of sequence n is a real "
+                "token when j < lengths[n]": torch.ones(B, S, dtype=torch.bool),
             }
             if B == S:
-                wrong["the result is transposed: row b must be sequence b, (B, S), not (S, B). Compare a "
+                wrong["the result is transposed: row n must be sequence n, (B, S), not (S, B). Compare a "
                       "column of lengths with a row of positions: torch.arange(S)[None, :] < lengths[:, None]"] = (
                     expected.T)
             _reject_known_mask(label, got, expected, wrong)
-            _compare_mask(label, got, expected, " (B, S): row b is sequence b, column s position s")
-    print("padding_mask: correct: True on the real tokens (s < length), False on the padding.")
+            _compare_mask(label, got, expected, " (B, S): row n is sequence n, column j is position j")
+    _say("padding_mask: correct: True on the real tokens (j < length), False on the padding.")
 
 
 @_reports_not_attempted
 def check_decoder_mask(decoder_mask: Callable) -> None:
-    """Exercise: ``decoder_mask(lengths (B,), T) -> (B, T, T)`` bool: query t of sequence b may attend to key j
-    when j <= t (causal) and j < lengths[b] (a real key)."""
+    """Exercise: ``decoder_mask(lengths (B,), T) -> (B, T, T)`` bool: query i of sequence n may attend to key j
+    when j <= i (causal) and j < lengths[n] (a real key)."""
     with _attempt("decoder_mask"):
         # B = T first: a (B, T) padding mask then broadcasts against the (T, T) causal mask without an error
         for seed, values, T in ((63, [5, 3, 1, 4, 2], 5), (64, [4, 2, 6], 6)):
@@ -1631,8 +1639,8 @@ def check_decoder_mask(decoder_mask: Callable) -> None:
                 if B == T and torch.equal(got, pad & causal):
                     raise AssertionError(
                         f"{label} has shape (T, T): the (B, T) padding mask broadcast against the (T, T) causal "
-                        f"mask lines up B with the query axis (it only ran because B = T here), so row b mixes "
-                        f"sequence b's padding with query b's causal row. Give the padding mask a query axis, "
+                        f"mask lines up B with the query axis (it only ran because B = T here), so row n mixes "
+                        f"sequence n's padding with query n's causal row. Give the padding mask a query axis, "
                         f"pad[:, None, :] (B, 1, T): then the result is (B, T, T)"
                     )
                 if torch.equal(got, causal):
@@ -1647,16 +1655,16 @@ def check_decoder_mask(decoder_mask: Callable) -> None:
                     f"causal mask: pad[:, None, :] & causal, (B, T, T)"
                 )
             wrong = {
-                "you combined the masks with | (or), so a key is allowed when *either* mask allows it: query t "
+                "you combined the masks with | (or), so a key is allowed when *either* mask allows it: query i "
                 "reads the future, and the padding. A key is allowed only when both allow it: &": (
                     pad[:, None, :] | causal),
                 "it is the causal mask alone, repeated for every sequence: the padding keys (positions j >= "
-                "lengths[b]) are not hidden. Combine it with the padding of the keys: pad[:, None, :] & causal": (
+                "lengths[n]) are not hidden. Combine it with the padding of the keys: pad[:, None, :] & causal": (
                     causal.expand(B, T, T)),
-                "it is the padding mask alone: the future is not hidden, query t reads the keys j > t. "
+                "it is the padding mask alone: the future is not hidden, query i reads the keys j > i. "
                 "Combine it with the causal mask: pad[:, None, :] & causal": pad[:, None, :].expand(B, T, T),
                 "the padding is applied to the queries, pad[:, :, None] (B, T, 1), not to the keys, "
-                "pad[:, None, :] (B, 1, T): mask the *columns* (keys) j >= lengths[b]. (With the causal mask, "
+                "pad[:, None, :] (B, 1, T): mask the *columns* (keys) j >= lengths[n]. (With the causal mask, "
                 "padding the queries as well as the keys gives this same mask.) The row of a padding query then "
                 "has no key at all: a softmax over a row of -inf is 0/0, NaN (nn.MultiheadAttention gives NaN "
                 "there). With only the keys masked it still reads its earlier real keys, and the loss simply "
@@ -1684,8 +1692,8 @@ def check_decoder_mask(decoder_mask: Callable) -> None:
                         f"weights[{b}, {t}, {j}] = {float(weights[b, t, j]):.3g}, but key {j} is "
                         f"{why.format(t=t, b=b, n=values[b])}: it must get weight 0"
                     )
-            _compare_mask(label, got, expected, " (B, T, T): [b, t, j] is query t reading key j of sequence b")
-    print("decoder_mask: correct: causal and key padding together; no weight on the future or on padding.")
+            _compare_mask(label, got, expected, " (B, T, T): [n, i, j] is query i reading key j of sequence n")
+    _say("decoder_mask: correct: causal and key padding together; no weight on the future or on padding.")
 
 
 def _equivariance_probes() -> list[tuple[str, Callable, torch.Tensor, torch.Tensor]]:
@@ -1785,7 +1793,7 @@ def check_is_permutation_equivariant(is_permutation_equivariant: Callable) -> No
                     f"is_permutation_equivariant(fn, X, perm={perm.tolist()}) with fn = {name} returned {got}, "
                     f"but fn(X[:, perm]) and fn(X)[:, perm] {how} (largest difference {gap:.2g})"
                 )
-    print("is_permutation_equivariant: correct: fn(X[:, perm]) against fn(X)[:, perm], up to rounding.")
+    _say("is_permutation_equivariant: correct: fn(X[:, perm]) against fn(X)[:, perm], up to rounding.")
 
 
 # --------------------------------------------------------------------------- chapter 6: multi-head attention
@@ -1840,7 +1848,7 @@ def check_split_heads(split_heads: Callable) -> None:
                 f"head axis in front of the time axis",
             )
             got = _as_array(label, result)
-            expected = multihead.split_heads(x, H)  # (B, H, T, Dh)
+            expected = multihead.split_heads(x, H)  # (B, H, T, D/H)
             _reject_shape(label, got, (B, H, T, Dh), [
                 ((B, T, H, Dh), "the features are split into H heads, but the head axis is still behind the time "
                                 "axis: move it in front with .transpose(1, 2), (B, T, H, D/H) -> (B, H, T, D/H)"),
@@ -1868,51 +1876,51 @@ def check_split_heads(split_heads: Callable) -> None:
             }
             _reject_known(label, got, expected, wrong, atol=0.0)
             _compare_numbered(label, got, expected, (B, T, D),
-                              f" (B, H, T, D/H): entry [b, h, t, j] is feature h·D/H + j of token t, "
-                              f"x[b, t, h·{Dh} + j]")
-    print("split_heads: correct: (B, T, D) -> (B, H, T, D/H), head h the h-th block of D/H features.")
+                              f" (B, H, T, D/H): entry [n, h, t, j] is feature h·D/H + j of token t, "
+                              f"x[n, t, h·{Dh} + j]")
+    _say("split_heads: correct: (B, T, D) -> (B, H, T, D/H), head h the h-th block of D/H features.")
 
 
 @_reports_not_attempted
 def check_merge_heads(merge_heads: Callable) -> None:
-    """Exercise: ``merge_heads(x (B, H, T, Dh)) -> (B, T, H*Dh)``: concatenate the heads' features,
-    ``x.transpose(1, 2).reshape(B, T, H * Dh)``, the inverse of ``split_heads``."""
+    """Exercise: ``merge_heads(x (B, H, T, E)) -> (B, T, H*E)``: concatenate the heads' features,
+    ``x.transpose(1, 2).reshape(B, T, H * E)``, the inverse of ``split_heads``."""
     with _attempt("merge_heads"):
-        for B, H, T, Dh in ((2, 3, 4, 5), (3, 4, 2, 4)):  # B, H, T, Dh all different; then H = Dh
-            x = _numbered(B, H, T, Dh)  # (B, H, T, Dh): the value of each entry is its flat index
-            label = f"merge_heads(x) for x of shape (B, H, T, Dh) = {(B, H, T, Dh)}"
+        for B, H, T, Dh in ((2, 3, 4, 5), (3, 4, 2, 4)):  # B, H, T, E all different; then H = E
+            x = _numbered(B, H, T, Dh)  # (B, H, T, E): the value of each entry is its flat index
+            label = f"merge_heads(x) for x of shape (B, H, T, E) = {(B, H, T, Dh)}"
             result = _call_with_hint(
                 label, merge_heads, (("x", x),),
-                f"x is (B, H, T, Dh) = {(B, H, T, Dh)}. After x.transpose(1, 2), (B, T, H, Dh), the memory is no "
-                f"longer in order and .view raises: use .reshape(B, T, H * Dh), which copies when it must (or "
+                f"x is (B, H, T, E) = {(B, H, T, Dh)}. After x.transpose(1, 2), (B, T, H, E), the memory is no "
+                f"longer in order and .view raises: use .reshape(B, T, H * E), which copies when it must (or "
                 f".contiguous().view(...))",
             )
             got = _as_array(label, result)
-            expected = multihead.merge_heads(x)  # (B, T, H*Dh)
+            expected = multihead.merge_heads(x)  # (B, T, H*E)
             summed = "summed" if got.shape == (B, T, Dh) and np.allclose(got, x.sum(dim=1).numpy()) else "averaged"
             _reject_shape(label, got, (B, T, H * Dh), [
-                ((B, T, Dh), f"you {summed} the heads, (B, T, D/H): concatenating keeps every head's D/H features "
-                             f"side by side, (B, T, H·D/H). Mixing the heads is the job of W_o, after the merge"),
-                ((B, H * T, Dh), "you concatenated the heads along the time axis, (B, H·T, D/H): every token "
-                                 "gets all H heads' features, concatenated along the feature axis: (B, T, H·D/H)"),
+                ((B, T, Dh), f"you {summed} the heads, (B, T, E): concatenating keeps every head's E features "
+                             f"side by side, (B, T, H·E). Mixing the heads is the job of W_o, after the merge"),
+                ((B, H * T, Dh), "you concatenated the heads along the time axis, (B, H·T, E): every token "
+                                 "gets all H heads' features, concatenated along the feature axis: (B, T, H·E)"),
                 ((B, T, H, Dh), "the heads are in place but not concatenated: merge the last two axes, "
-                                ".reshape(B, T, H * Dh)"),
+                                ".reshape(B, T, H * E)"),
                 ((B, H, T * Dh), "you merged the time and feature axes of each head: move the head axis behind "
                                  "the time axis first, .transpose(1, 2), then merge heads and features"),
             ])
             wrong = {
-                "you reshaped (B, H, T, Dh) straight to (B, T, H·Dh): a reshape keeps the memory order, head "
+                "you reshaped (B, H, T, E) straight to (B, T, H·E): a reshape keeps the memory order, head "
                 "after head, so row t of the result strings together features of *other tokens* of head 0. Swap "
-                "the head and time axes first, x.transpose(1, 2) (B, T, H, Dh), then .reshape(B, T, H * Dh)":
+                "the head and time axes first, x.transpose(1, 2) (B, T, H, E), then .reshape(B, T, H * E)":
                     x.reshape(B, T, H * Dh),
                 "the heads' features are interleaved (feature j of every head, then feature j + 1, ...): head h's "
-                "D/H features stay together, as block h of the result: x.transpose(1, 2).reshape(B, T, H * Dh)":
+                "E features stay together, as block h of the result: x.transpose(1, 2).reshape(B, T, H * E)":
                     x.permute(0, 2, 3, 1).reshape(B, T, Dh * H),
             }
             _reject_known(label, got, expected, wrong, atol=0.0)
             _compare_numbered(label, got, expected, (B, H, T, Dh),
-                              f" (B, T, H·Dh): entry [b, t, h·{Dh} + j] is feature j of head h, x[b, h, t, j]")
-    print("merge_heads: correct: (B, H, T, Dh) -> (B, T, H·Dh), the heads' outputs side by side.")
+                              f" (B, T, H·E): entry [n, t, h·{Dh} + j] is feature j of head h, x[n, h, t, j]")
+    _say("merge_heads: correct: (B, H, T, E) -> (B, T, H·E), the heads' outputs side by side.")
 
 
 def _mha_inputs(seed: int, B: int, T: int, D: int):
@@ -1935,9 +1943,9 @@ def _mha_reference(X, W_q, W_k, W_v, W_o, H: int) -> tuple[torch.Tensor, torch.T
 
 def _mha_heads(X, W_q, W_k, W_v, H: int, *, scale: float | None = None, dim: int = -1,
                split: Callable | None = None, transpose: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-    """The heads' outputs (B, H, T, Dh) and weights (B, H, T, T), with one step changed to make a mistake."""
+    """The heads' outputs (B, H, T, E) and weights (B, H, T, T), with one step changed to make a mistake."""
     split = split or (lambda t: multihead.split_heads(t, H))
-    Q, K, V = (split(X @ W) for W in (W_q, W_k, W_v))  # (B, H, T, Dh) each
+    Q, K, V = (split(X @ W) for W in (W_q, W_k, W_v))  # (B, H, T, E) each
     scale = Q.shape[-1] ** 0.5 if scale is None else scale
     weights = torch.softmax(Q @ (K.transpose(-2, -1) if transpose else K) / scale, dim=dim)  # (B, H, T, T)
     return weights @ V, weights
@@ -2025,7 +2033,7 @@ def check_multihead_self_attention(multihead_self_attention: Callable) -> None:
             _reject_known(f"output, {label}", out, expected_out,
                           {hint: value for hint, value in wrong_out.items() if value is not None})
             _compare(f"output, {label}", out, expected_out.numpy(), atol=1e-5, legend=" (B, T, D): one row per token")
-    print("multihead_self_attention: correct: H heads of D/H features, scaled by sqrt(D/H), outputs "
+    _say("multihead_self_attention: correct: H heads of D/H features, scaled by sqrt(D/H), outputs "
           "concatenated and projected by W_o.")
 
 
@@ -2067,7 +2075,7 @@ def check_mha_parameter_count(mha_parameter_count: Callable) -> None:
                     f"{label} is {int(got)} but should be {expected}: W_q, W_k, W_v and W_o are D×D each, "
                     f"{'plus D biases each' if bias else 'without biases'}"
                 )
-    print("mha_parameter_count: correct: 4·D² + 4·D (4·D² without biases), the same for any number of heads.")
+    _say("mha_parameter_count: correct: 4·D² + 4·D (4·D² without biases), the same for any number of heads.")
 
 
 # --------------------------------------------------------------------------- chapter 7: positional encoding
@@ -2124,7 +2132,7 @@ def check_sinusoidal_encoding(sinusoidal_encoding: Callable) -> None:
             _reject_known(label, got, expected, wrong, atol=1e-4)
             _compare(label, got, expected.numpy(), atol=1e-4,
                      legend=" (P, D): row p is position p, features (2i, 2i+1) are sin and cos of p·ω_i")
-    print("sinusoidal_encoding: correct: sin(p ω_i) at 2i, cos(p ω_i) at 2i+1, ω_i = 10000^(-2i/D).")
+    _say("sinusoidal_encoding: correct: sin(p ω_i) at 2i, cos(p ω_i) at 2i+1, ω_i = 10000^(-2i/D).")
 
 
 def _rotate_adjacent(x: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
@@ -2192,7 +2200,7 @@ def check_rotate_pairs(rotate_pairs: Callable) -> None:
                     )
             _compare(label, got, expected.numpy(), atol=1e-5,
                      legend=" (..., T, E): pair (2i, 2i+1) of the token at position p turned by p·ω_i")
-    print("rotate_pairs: correct: adjacent pairs (2i, 2i+1) turned by p·ω_i, nothing at position 0.")
+    _say("rotate_pairs: correct: adjacent pairs (2i, 2i+1) turned by p·ω_i, nothing at position 0.")
 
 
 def _position_adder_probes() -> list[tuple[str, Callable, tuple[int, int, int], bool, str]]:
@@ -2209,7 +2217,7 @@ def _position_adder_probes() -> list[tuple[str, Callable, tuple[int, int, int], 
         return x + torch.randn(x.shape, generator=torch.Generator().manual_seed(77))  # (B, T, D)
 
     right = "every sequence gets the same T vectors, all different"
-    one_per_sequence = "every token of sequence b gets the same vector, pe[b]: the vectors vary along the batch, not T"
+    one_per_sequence = "every token of sequence n gets the same vector, pe[n]: the vectors vary along the batch, not T"
     return [
         ("x + pe[:T], sinusoidal and batch-first", lambda x: x + pe[: x.shape[1]], (3, 5, D), True, right),
         ("x + pe[:, None][:x.size(0)], the sequence-first habit", sequence_first, (3, 5, D), False, one_per_sequence),
@@ -2303,7 +2311,7 @@ def check_adds_distinct_positions(adds_distinct_positions: Callable) -> None:
                     f"adds_distinct_positions(add_pe, B={B}, T={T}, D={D}) with add_pe = {name} returned {got}, "
                     f"but it should return {right}: {why}"
                 )
-    print("adds_distinct_positions: correct: the same vectors for every sequence, a different one per position.")
+    _say("adds_distinct_positions: correct: the same vectors for every sequence, a different one per position.")
 
 
 def _pair_blocks(D: int, angles: torch.Tensor, *, halves: bool = False, sign: float = 1.0) -> torch.Tensor:
@@ -2356,7 +2364,7 @@ def check_shift_matrix(shift_matrix: Callable) -> None:
             shifted = rows @ torch.as_tensor(got).T  # (20, D): M_k PE(p), row by row
             _compare(f"{label} @ PE(p)", shifted.numpy(), pe[max(0, k): 20 + max(0, k)].numpy(), atol=1e-4,
                      legend=" (20, D): M_k PE(p) must be PE(p + k)")
-    print("shift_matrix: correct: M_k turns each pair (sin, cos) by k·ω_i, so M_k PE(p) = PE(p + k).")
+    _say("shift_matrix: correct: M_k turns each pair (sin, cos) by k·ω_i, so M_k PE(p) = PE(p + k).")
 
 
 # --------------------------------------------------------------------------- chapter 8: the Transformer
@@ -2437,7 +2445,7 @@ def check_layer_norm(layer_norm: Callable) -> None:
             _reject_known(label, got, expected, wrong, atol=1e-8)
             _compare(label, got, expected.numpy(), atol=1e-8,
                      legend=f" {shape}: every token's D = {D} features normalised, then scaled and shifted")
-    print("layer_norm: correct: each token over its own D features, biased variance, eps inside the root.")
+    _say("layer_norm: correct: each token over its own D features, biased variance, eps inside the root.")
 
 
 def _ffn(x, W1, b1, W2, b2, *, inner=torch.relu, outer=lambda t: t) -> torch.Tensor:
@@ -2499,7 +2507,7 @@ def check_feed_forward(feed_forward: Callable) -> None:
                     f"feed-forward is position-wise, each token's output depends on that token alone"
                 )
             _compare(label, got, expected.numpy(), atol=1e-8, legend=" (B, T, D): one output per token")
-    print("feed_forward: correct: relu(x W1 + b1) W2 + b2, token by token.")
+    _say("feed_forward: correct: relu(x W1 + b1) W2 + b2, token by token.")
 
 
 def _torch_encoder_layer(seed: int, D: int, H: int, F: int, norm_first: bool) -> torch.nn.TransformerEncoderLayer:
@@ -2636,7 +2644,7 @@ def check_encoder_block(encoder_block: Callable) -> None:
             "post, mask ignored": "the padding is not masked: every token attends to the padding keys too. Pass "
                                   "key_padding_mask=~mask (PyTorch's True = ignore this key)",
         })
-    print("encoder_block: correct: post-norm, norm(x + sublayer(x)) twice, the same as "
+    _say("encoder_block: correct: post-norm, norm(x + sublayer(x)) twice, the same as "
           "nn.TransformerEncoderLayer, padding keys hidden.")
 
 
@@ -2668,7 +2676,7 @@ def check_pre_norm_block(pre_norm_block: Callable) -> None:
             "pre, mask ignored": "the padding is not masked: every token attends to the padding keys too. Pass "
                                  "key_padding_mask=~mask (PyTorch's True = ignore this key)",
         })
-    print("pre_norm_block: correct: x + sublayer(norm(x)) twice, the same as "
+    _say("pre_norm_block: correct: x + sublayer(norm(x)) twice, the same as "
           "nn.TransformerEncoderLayer(norm_first=True).")
 
 
@@ -2695,7 +2703,7 @@ def _expect_shapes(label: str, got: tuple[np.ndarray, ...], names: tuple[str, ..
 
 
 def _stacked(*parts: torch.Tensor | np.ndarray) -> np.ndarray:
-    """One flat vector of all parts, so that a whole (m, l, ...) state compares at once."""
+    """One flat vector of all parts, so that a whole (m, r, ...) state compares at once."""
     return np.concatenate([np.asarray(p.detach().numpy() if isinstance(p, torch.Tensor) else p).ravel()
                            for p in parts])
 
@@ -2703,12 +2711,12 @@ def _stacked(*parts: torch.Tensor | np.ndarray) -> np.ndarray:
 def _online_softmax_reference(m: torch.Tensor, l: torch.Tensor, block: torch.Tensor
                               ) -> tuple[torch.Tensor, torch.Tensor]:
     m_new = torch.maximum(m, block.max(dim=-1).values)  # (L,): the running max
-    l_new = l * torch.exp(m - m_new) + torch.exp(block - m_new[:, None]).sum(dim=-1)  # (L,): sum of exp(s - m_new)
+    l_new = l * torch.exp(m - m_new) + torch.exp(block - m_new[:, None]).sum(dim=-1)  # (L,): sum of exp(z - m_new)
     return m_new, l_new
 
 
 def _online_softmax_wrong(m: torch.Tensor, l: torch.Tensor, block: torch.Tensor) -> dict[str, torch.Tensor]:
-    """{hint: the stacked (m, l) of a known mistake}."""
+    """{hint: the stacked (m, r) of a known mistake}."""
     L, C = block.shape
     bm = block.max(dim=-1).values  # (L,): this block's max only
     m_new = torch.maximum(m, bm)  # (L,)
@@ -2718,19 +2726,19 @@ def _online_softmax_wrong(m: torch.Tensor, l: torch.Tensor, block: torch.Tensor)
 
     whole = torch.maximum(m, block.max())  # (L,): the max over every row of the block
     wrong = {
-        "l was not rescaled: l is a sum of exp(s - m_old), and once the max grows to m_new every one of its terms "
-        "must shrink by exp(m_old - m_new): l_new = l * exp(m - m_new) + the block's sum":
+        "r was not rescaled: r is a sum of exp(z - m_old), and once the max grows to m_new every one of its terms "
+        "must shrink by exp(m_old - m_new): r_new = r * exp(m - m_new) + the block's sum":
             _stacked(m_new, l + exps(m_new)),
         "the running max is this block's max only: it is the larger of the old max and the block's, "
         "m_new = maximum(m, block.max(dim=-1))": _stacked(bm, l * torch.exp(m - bm) + exps(bm)),
-        "you rescaled l the wrong way, by exp(m_new - m_old) >= 1: the max grew, so the old terms shrink, "
-        "l * exp(m_old - m_new)": _stacked(m_new, l * torch.exp(m_new - m) + exps(m_new)),
-        "you summed exp(block) without subtracting the max: l holds the sum of exp(s - m), relative to the running "
+        "you rescaled r the wrong way, by exp(m_new - m_old) >= 1: the max grew, so the old terms shrink, "
+        "r * exp(m_old - m_new)": _stacked(m_new, l * torch.exp(m_new - m) + exps(m_new)),
+        "you summed exp(block) without subtracting the max: r holds the sum of exp(z - m), relative to the running "
         "max, so the block's terms are exp(block - m_new) (and exp of a large score overflows)":
             _stacked(m_new, l + torch.exp(block).sum(dim=-1)),
         "the block's terms are taken relative to the old max, exp(block - m_old): take both the old sum and the "
         "block's terms relative to the new max m_new": _stacked(m_new, l * torch.exp(m - m_new) + exps(m)),
-        "the old l was dropped: l_new is the old sum, rescaled, plus the block's, l * exp(m - m_new) + "
+        "the old r was dropped: r_new is the old sum, rescaled, plus the block's, r * exp(m - m_new) + "
         "exp(block - m_new).sum(dim=-1)": _stacked(m_new, exps(m_new)),
         "you took one max over the whole block, all rows together: each row (one query) has its own running "
         "max, block.max(dim=-1)": _stacked(whole, l * torch.exp(m - whole) + exps(whole)),
@@ -2765,31 +2773,31 @@ _OVERFLOW = ("exp of a score near 1000 overflows to inf: subtract the running ma
 
 @_reports_not_attempted
 def check_online_softmax_update(online_softmax_update: Callable) -> None:
-    """Exercise: ``online_softmax_update(m (L,), l (L,), block (L, C)) -> (m_new, l_new)``: the running max and
-    the running sum of exp(s - max) of each row, after one more block of C scores:
-    m_new = maximum(m, block.max(-1)), l_new = l * exp(m - m_new) + exp(block - m_new).sum(-1)."""
-    names = ("m_new", "l_new")
+    """Exercise: ``online_softmax_update(m (L,), r (L,), block (L, T_tile)) -> (m_new, r_new)``: the running max and
+    the running sum of exp(z - max) of each row, after one more block of T_tile scores:
+    m_new = maximum(m, block.max(-1)), r_new = r * exp(m - m_new) + exp(block - m_new).sum(-1)."""
+    names = ("m_new", "r_new")
     with _attempt("online_softmax_update"):
         # one step in mid-row: rows 0 and 2 find a new max in the block, rows 1 and 3 do not; L = C, where a
         # reduction over the wrong axis still runs
         m = torch.tensor([0.5, 2.0, -1.0, 1.0], dtype=torch.float64)  # (L,)
         l = torch.tensor([1.5, 2.5, 3.0, 1.2], dtype=torch.float64)  # (L,)
         block = torch.tensor([[1.5, -0.3, 0.2, 0.9], [0.1, 1.2, -0.5, 0.4],
-                              [0.3, -2.0, 0.8, 1.4], [-0.4, 0.6, 0.0, 0.7]], dtype=torch.float64)  # (L, C)
-        label = "online_softmax_update(m, l, block) for L=4 rows and a block of C=4 scores"
-        hint = ("m and l are (L,), block (L, C): block.max(dim=-1).values is (L,) (a bare .max(dim=-1) returns "
+                              [0.3, -2.0, 0.8, 1.4], [-0.4, 0.6, 0.0, 0.7]], dtype=torch.float64)  # (L, T_tile)
+        label = "online_softmax_update(m, r, block) for L=4 rows and a block of T_tile=4 scores"
+        hint = ("m and r are (L,), block (L, T_tile): block.max(dim=-1).values is (L,) (a bare .max(dim=-1) returns "
                 "a pair (values, indices)); torch.maximum(m, ...) compares elementwise; block - m_new[:, None] "
-                "broadcasts (L, C) - (L, 1)")
+                "broadcasts (L, T_tile) - (L, 1)")
         got = _tuple_of(label, _call_with_hint(label, online_softmax_update,
-                                               (("m", m), ("l", l), ("block", block)), hint), names)
+                                               (("m", m), ("r", l), ("block", block)), hint), names)
         _expect_shapes(label, got, names, ((4,), (4,)), " (L,): one running max and one running sum per row")
         exp_m, exp_l = _online_softmax_reference(m, l, block)
         _reject_known_flat(label, _stacked(*got), _stacked(exp_m, exp_l), _online_softmax_wrong(m, l, block))
         _compare(f"m_new, {label}", got[0], exp_m.numpy(), atol=1e-8, legend=" (L,): maximum(m, block.max(dim=-1))")
-        _compare(f"l_new, {label}", got[1], exp_l.numpy(), atol=1e-8,
-                 legend=" (L,): l * exp(m - m_new) + exp(block - m_new).sum(dim=-1)")
+        _compare(f"r_new, {label}", got[1], exp_l.numpy(), atol=1e-8,
+                 legend=" (L,): r * exp(m - m_new) + exp(block - m_new).sum(dim=-1)")
 
-        # a stream of blocks from the empty state (m = -inf, l = 0); row 1 has scores near 1000
+        # a stream of blocks from the empty state (m = -inf, r = 0); row 1 has scores near 1000
         gen = torch.Generator().manual_seed(101)
         scores = torch.randn(3, 8, generator=gen, dtype=torch.float64) * 2.0  # (L, S)
         scores[1] += 1000.0
@@ -2798,30 +2806,30 @@ def check_online_softmax_update(online_softmax_update: Callable) -> None:
         l = torch.zeros(3, dtype=torch.float64)  # (L,): the sum over no scores
         start = 0
         for width in (3, 3, 2):
-            block = scores[:, start:start + width]  # (L, C)
+            block = scores[:, start:start + width]  # (L, T_tile)
             label = (f"online_softmax_update after the block of columns {start}..{start + width - 1} of scores "
-                     f"(L, S) = (3, 8), starting from m = -inf, l = 0")
+                     f"(L, S) = (3, 8), starting from m = -inf, r = 0")
             got = _tuple_of(label, _call_with_hint(label, online_softmax_update,
-                                                   (("m", m), ("l", l), ("block", block.clone())), hint), names)
+                                                   (("m", m), ("r", l), ("block", block.clone())), hint), names)
             _expect_shapes(label, got, names, ((3,), (3,)), " (L,)")
             _finite_state(label, got, names, _OVERFLOW if start else
-                          _OVERFLOW + ". On the first block m = -inf: exp(m - m_new) = exp(-inf) = 0, and l = 0")
+                          _OVERFLOW + ". On the first block m = -inf: exp(m - m_new) = exp(-inf) = 0, and r = 0")
             seen = scores[:, :start + width]  # (L, columns so far)
             exp_m = seen.max(dim=-1).values  # (L,)
             exp_l = torch.exp(seen - exp_m[:, None]).sum(dim=-1)  # (L,)
             _compare(f"m_new, {label}", got[0], exp_m.numpy(), atol=1e-8, legend=" (L,): the max of every score so far")
-            _compare(f"l_new, {label}", got[1], exp_l.numpy(), atol=1e-8,
-                     legend=" (L,): the sum of exp(s - m_new) over every score so far")
+            _compare(f"r_new, {label}", got[1], exp_l.numpy(), atol=1e-8,
+                     legend=" (L,): the sum of exp(z - m_new) over every score so far")
             m, l = (torch.as_tensor(g) for g in got)
             start += width
-    print("online_softmax_update: correct: the running max, and the running sum rescaled by exp(m - m_new); "
+    _say("online_softmax_update: correct: the running max, and the running sum rescaled by exp(m - m_new); "
           "exact, and stable for scores near 1000.")
 
 
 def _block_attention_reference(m, l, acc, scores, values):
     m_new = torch.maximum(m, scores.max(dim=-1).values)  # (L,)
     scale = torch.exp(m - m_new)  # (L,): how much the old terms shrink
-    p = torch.exp(scores - m_new[:, None])  # (L, C)
+    p = torch.exp(scores - m_new[:, None])  # (L, T_tile)
     return m_new, l * scale + p.sum(dim=-1), acc * scale[:, None] + p @ values  # (L,), (L,), (L, Ev)
 
 
@@ -2829,22 +2837,22 @@ def _block_attention_wrong(m, l, acc, scores, values) -> dict[str, np.ndarray]:
     bm = scores.max(dim=-1).values  # (L,)
     m_new = torch.maximum(m, bm)  # (L,)
     s = torch.exp(m - m_new)  # (L,)
-    p = torch.exp(scores - m_new[:, None])  # (L, C)
+    p = torch.exp(scores - m_new[:, None])  # (L, T_tile)
     l_new = l * s + p.sum(dim=-1)  # (L,)
-    pb = torch.exp(scores - bm[:, None])  # (L, C)
+    pb = torch.exp(scores - bm[:, None])  # (L, T_tile)
     sb = torch.exp(m - bm)  # (L,)
-    po = torch.exp(scores - m[:, None])  # (L, C)
+    po = torch.exp(scores - m[:, None])  # (L, T_tile)
     return {
-        "acc was not rescaled: it is a sum of exp(s - m_old) v, so when the max grows every old term must shrink "
-        "by exp(m_old - m_new), like l: acc * exp(m - m_new)[:, None] + p @ values":
+        "acc was not rescaled: it is a sum of exp(z - m_old) v, so when the max grows every old term must shrink "
+        "by exp(m_old - m_new), like r: acc * exp(m - m_new)[:, None] + p @ values":
             _stacked(m_new, l_new, acc + p @ values),
-        "l was not rescaled (acc was): both sums shrink by exp(m_old - m_new) when the max grows":
+        "r was not rescaled (acc was): both sums shrink by exp(m_old - m_new) when the max grows":
             _stacked(m_new, l + p.sum(dim=-1), acc * s[:, None] + p @ values),
-        "acc was divided by l: acc holds the unnormalised sum of exp(s - m) v, and the division by l happens "
-        "once, after the last block (out = acc / l[:, None]). Dividing at every step and adding the next block's "
+        "acc was divided by r: acc holds the unnormalised sum of exp(z - m) v, and the division by r happens "
+        "once, after the last block (out = acc / r[:, None]). Dividing at every step and adding the next block's "
         "unnormalised terms mixes two scales": _stacked(m_new, l_new, (acc * s[:, None] + p @ values) / l_new[:, None]),
         "acc was kept normalised (out so far, as FlashAttention-1 does): here acc is the unnormalised sum of "
-        "exp(s - m) v, as in FlashAttention-2; rescale it by exp(m - m_new) only, and divide by l at the very end":
+        "exp(z - m) v, as in FlashAttention-2; rescale it by exp(m - m_new) only, and divide by r at the very end":
             _stacked(m_new, l_new, (acc * (l * s)[:, None] + p @ values) / l_new[:, None]),
         "you rescaled the wrong way, by exp(m_new - m_old) >= 1: the max grew, so the old terms shrink, "
         "exp(m - m_new)": _stacked(m_new, l / s + p.sum(dim=-1), acc / s[:, None] + p @ values),
@@ -2853,20 +2861,22 @@ def _block_attention_wrong(m, l, acc, scores, values) -> dict[str, np.ndarray]:
         "the block's weights are taken relative to the old max, exp(scores - m_old): use the new max m_new for "
         "them and for the rescaling": _stacked(m_new, l * s + po.sum(dim=-1), acc * s[:, None] + po @ values),
         "the block's weights were normalised on their own (a softmax over the block): keep them unnormalised, "
-        "exp(scores - m_new), and let l carry their sum": _stacked(
+        "exp(scores - m_new), and let r carry their sum": _stacked(
             m_new, l_new, acc * s[:, None] + torch.softmax(scores, dim=-1) @ values),
     }
 
 
 @_reports_not_attempted
 def check_attention_block_update(attention_block_update: Callable) -> None:
-    """Exercise: ``attention_block_update(m (L,), l (L,), acc (L, Ev), scores_block (L, C), values_block (C, Ev))
-    -> (m, l, acc)``: one step of tiled (FlashAttention-style) attention; acc is the unnormalised
-    sum of exp(s - m) v, rescaled by exp(m_old - m_new), and the output is acc / l after the last block."""
-    names = ("m", "l", "acc")
-    hint = ("m and l are (L,), acc (L, Ev), scores_block (L, C) and values_block (C, Ev): the block's weights "
-            "exp(scores_block - m_new[:, None]) are (L, C), times values_block (C, Ev) gives (L, Ev); the rescaling "
-            "factor exp(m - m_new) is (L,), and [:, None] makes it (L, 1) to scale the rows of acc")
+    """Exercise: ``attention_block_update(m (L,), r (L,), acc (L, Ev), scores_block (L, T_tile),
+    values_block (T_tile, Ev)) -> (m, r, acc)``: one step of tiled (FlashAttention-style) attention; acc is the
+    unnormalised sum of exp(z - m) v, rescaled by exp(m_old - m_new), and the output is acc / r after the last
+    block."""
+    names = ("m", "r", "acc")
+    hint = ("m and r are (L,), acc (L, Ev), scores_block (L, T_tile) and values_block (T_tile, Ev): the block's "
+            "weights exp(scores_block - m_new[:, None]) are (L, T_tile), times values_block (T_tile, Ev) gives "
+            "(L, Ev); the rescaling factor exp(m - m_new) is (L,), and [:, None] makes it (L, 1) to scale the rows "
+            "of acc")
     with _attempt("attention_block_update"):
         # one step in mid-stream: rows 0 and 2 find a new max in this block, rows 1 and 3 do not
         gen = torch.Generator().manual_seed(102)
@@ -2875,18 +2885,18 @@ def check_attention_block_update(attention_block_update: Callable) -> None:
         l = torch.tensor([1.5, 2.5, 3.0, 1.2], dtype=torch.float64)  # (L,)
         acc = torch.randn(L, Ev, generator=gen, dtype=torch.float64)  # (L, Ev)
         scores = torch.tensor([[1.5, -0.3, 0.2], [0.1, 1.2, -0.5], [0.3, -2.0, 0.8], [-0.4, 0.6, 0.0]],
-                              dtype=torch.float64)  # (L, C)
-        values = torch.randn(C, Ev, generator=gen, dtype=torch.float64)  # (C, Ev)
-        label = f"attention_block_update for L={L} queries, a block of C={C} keys, Ev={Ev}"
-        args = (("m", m), ("l", l), ("acc", acc), ("scores_block", scores), ("values_block", values))
+                              dtype=torch.float64)  # (L, T_tile)
+        values = torch.randn(C, Ev, generator=gen, dtype=torch.float64)  # (T_tile, Ev)
+        label = f"attention_block_update for L={L} queries, a block of T_tile={C} keys, Ev={Ev}"
+        args = (("m", m), ("r", l), ("acc", acc), ("scores_block", scores), ("values_block", values))
         got = _tuple_of(label, _call_with_hint(label, attention_block_update, args, hint), names)
-        _expect_shapes(label, got, names, ((L,), (L,), (L, Ev)), " (m and l (L,), acc (L, Ev))")
+        _expect_shapes(label, got, names, ((L,), (L,), (L, Ev)), " (m and r (L,), acc (L, Ev))")
         expected = _block_attention_reference(m, l, acc, scores, values)
         wrong = _block_attention_wrong(m, l, acc, scores, values)
         _reject_known_flat(label, _stacked(*got), _stacked(*expected), wrong)
         for name, g, e, legend in zip(names, got, expected, (
                 " (L,): maximum(m, scores_block.max(dim=-1))",
-                " (L,): l * exp(m - m_new) + exp(scores_block - m_new[:, None]).sum(dim=-1)",
+                " (L,): r * exp(m - m_new) + exp(scores_block - m_new[:, None]).sum(dim=-1)",
                 " (L, Ev): acc * exp(m - m_new)[:, None] + exp(scores_block - m_new[:, None]) @ values_block")):
             _compare(f"{name}, {label}", g, e.numpy(), atol=1e-8, legend=legend)
 
@@ -2900,11 +2910,11 @@ def check_attention_block_update(attention_block_update: Callable) -> None:
         start = 0
         for width in (3, 3, 1):
             label = (f"attention_block_update after the keys {start}..{start + width - 1} of S={S}, L={L}, Ev={Ev}, "
-                     f"starting from m = -inf, l = 0, acc = 0")
-            args = (("m", m), ("l", l), ("acc", acc), ("scores_block", scores[:, start:start + width].clone()),
+                     f"starting from m = -inf, r = 0, acc = 0")
+            args = (("m", m), ("r", l), ("acc", acc), ("scores_block", scores[:, start:start + width].clone()),
                     ("values_block", values[start:start + width].clone()))
             got = _tuple_of(label, _call_with_hint(label, attention_block_update, args, hint), names)
-            _expect_shapes(label, got, names, ((L,), (L,), (L, Ev)), " (m and l (L,), acc (L, Ev))")
+            _expect_shapes(label, got, names, ((L,), (L,), (L, Ev)), " (m and r (L,), acc (L, Ev))")
             _finite_state(label, got, names, "exp of a score near 500 overflows: take every exponential relative "
                                              "to the running max, exp(scores_block - m_new), exp(m - m_new)")
             seen = scores[:, :start + width]  # (L, keys so far)
@@ -2912,13 +2922,13 @@ def check_attention_block_update(attention_block_update: Callable) -> None:
             p = torch.exp(seen - exp_m[:, None])  # (L, keys so far)
             for name, g, e in zip(names, got, (exp_m, p.sum(dim=-1), p @ values[:start + width])):
                 _compare(f"{name}, {label}", g, e.numpy(), atol=1e-8,
-                         legend=" (the state after these keys: max, sum of exp(s - max), sum of exp(s - max) v)")
+                         legend=" (the state after these keys: max, sum of exp(z - max), sum of exp(z - max) v)")
             m, l, acc = (torch.as_tensor(g) for g in got)
             start += width
         out = acc / l[:, None]  # (L, Ev)
-        _compare("acc / l after the last block", out.numpy(), (torch.softmax(scores, dim=-1) @ values).numpy(),
+        _compare("acc / r after the last block", out.numpy(), (torch.softmax(scores, dim=-1) @ values).numpy(),
                  atol=1e-8, legend=" (L, Ev): softmax(scores) @ values, computed at once")
-    print("attention_block_update: correct: acc and l rescaled by exp(m - m_new), divided once at the end; "
+    _say("attention_block_update: correct: acc and r rescaled by exp(m - m_new), divided once at the end; "
           "equal to softmax(scores) @ values.")
 
 
@@ -3003,7 +3013,7 @@ def check_cached_attention_step(cached_attention_step: Callable) -> None:
             _compare(f"out_t, {label}", got[0], full[:, :, t:t + 1].numpy(), atol=1e-8,
                      legend=" (B, H, 1, Ev): row t of causal attention over the whole sequence")
             cache_k, cache_v = torch.as_tensor(got[1]), torch.as_tensor(got[2])
-    print("cached_attention_step: correct: append, then attend over every cached position; "
+    _say("cached_attention_step: correct: append, then attend over every cached position; "
           "step by step it is causal attention.")
 
 
@@ -3062,7 +3072,7 @@ def check_linear_attention(linear_attention: Callable) -> None:
             _reject_known(label, got, expected, wrong, atol=1e-8)
             _compare(label, got, expected.numpy(), atol=1e-8,
                      legend=" (B, L, Ev): softmax-free attention with weights phi(q_i) · phi(k_j), rows summing to 1")
-    print("linear_attention: correct: phi(q) (phi(k)ᵀ v) / (phi(q) · Σ phi(k)), with phi = elu + 1.")
+    _say("linear_attention: correct: phi(q) (phi(k)ᵀ v) / (phi(q) · Σ phi(k)), with phi = elu + 1.")
 
 
 # --------------------------------------------------------------------------- chapter 9: applications
@@ -3206,56 +3216,56 @@ def check_attention_pool(attention_pool: Callable) -> None:
             _reject_known(f"pooled, {label}", pooled, exp_pooled, wrong_pooled, atol=1e-8)
             _compare(f"pooled, {label}", pooled, exp_pooled.numpy(), atol=1e-8,
                      legend=" (B, D): Σ_t weights[b, t] h[b, t], the zero vector for a sequence with no real token")
-    print("attention_pool: correct: one query scores every token, padding gets exactly 0, an empty sequence 0 "
+    _say("attention_pool: correct: one query scores every token, padding gets exactly 0, an empty sequence 0 "
           "(not NaN), and the pooled vector is the weighted sum.")
 
 
 def _ref_soft_align(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The attend step of decomposable attention (Parikh et al. 2016) with F the identity: (beta, alpha, e)."""
-    e = a @ b.transpose(-2, -1)  # (B, La, D) @ (B, D, Lb) -> (B, La, Lb): e[n, i, j] = a_i · b_j
-    beta = torch.softmax(e, dim=-1) @ b  # (B, La, Lb) @ (B, Lb, D) -> (B, La, D): the part of b aligned to a_i
-    alpha = torch.softmax(e, dim=-2).transpose(-2, -1) @ a  # (B, Lb, La) @ (B, La, D) -> (B, Lb, D)
+    """The attend step of decomposable attention (Parikh et al. 2016), its network F the identity: (beta, alpha, e)."""
+    e = a @ b.transpose(-2, -1)  # (B, T_a, D) @ (B, D, T_b) -> (B, T_a, T_b): e[n, i, j] = a_i · b_j
+    beta = torch.softmax(e, dim=-1) @ b  # (B, T_a, T_b) @ (B, T_b, D) -> (B, T_a, D): the part of b aligned to a_i
+    alpha = torch.softmax(e, dim=-2).transpose(-2, -1) @ a  # (B, T_b, T_a) @ (B, T_a, D) -> (B, T_b, D)
     return beta, alpha, e
 
 
 @_reports_not_attempted
 def check_soft_align(soft_align: Callable) -> None:
-    """Exercise: ``soft_align(a (B, La, D), b (B, Lb, D)) -> (beta (B, La, D), alpha (B, Lb, D), e (B, La, Lb))``:
+    """Exercise: ``soft_align(a (B, T_a, D), b (B, T_b, D)) -> (beta (B, T_a, D), alpha (B, T_b, D), e (B, T_a, T_b))``:
     e = a bᵀ (unscaled), beta_i = Σ_j softmax_j(e_ij) b_j, alpha_j = Σ_i softmax_i(e_ij) a_i."""
     names = ("beta", "alpha", "e")
-    hint = ("a is (B, La, D) and b (B, Lb, D): e = a @ b.transpose(-2, -1) is (B, La, Lb). beta = "
-            "softmax(e, dim=-1) @ b is (B, La, D). alpha takes the softmax over i, dim=-2, which is still "
-            "(B, La, Lb): transpose it to (B, Lb, La) before multiplying by a (B, La, D)")
+    hint = ("a is (B, T_a, D) and b (B, T_b, D): e = a @ b.transpose(-2, -1) is (B, T_a, T_b). beta = "
+            "softmax(e, dim=-1) @ b is (B, T_a, D). alpha takes the softmax over i, dim=-2, which is still "
+            "(B, T_a, T_b): transpose it to (B, T_b, T_a) before multiplying by a (B, T_a, D)")
     with _attempt("soft_align"):
-        # La = Lb = D first, where a missing transpose still runs; then La, Lb and D all different
+        # T_a = T_b = D first, where a missing transpose still runs; then T_a, T_b and D all different
         for seed, (B, La, Lb, D) in ((93, (2, 4, 4, 4)), (94, (2, 3, 5, 6))):
             gen = torch.Generator().manual_seed(seed)
             a = torch.randn(B, La, D, generator=gen, dtype=torch.float64) / D**0.25  # a_i · b_j about N(0, 1)
             b = torch.randn(B, Lb, D, generator=gen, dtype=torch.float64) / D**0.25
-            label = f"soft_align for B={B}, La={La}, Lb={Lb}, D={D}"
+            label = f"soft_align for B={B}, T_a={La}, T_b={Lb}, D={D}"
             result = _call_with_hint(label, soft_align, (("a", a), ("b", b)), hint)
             got_beta, got_alpha, got_e = _tuple_of(label, result, names)
             beta, alpha, e = _ref_soft_align(a, b)
-            soft_j, soft_i = torch.softmax(e, dim=-1), torch.softmax(e, dim=-2)  # (B, La, Lb) each
+            soft_j, soft_i = torch.softmax(e, dim=-1), torch.softmax(e, dim=-2)  # (B, T_a, T_b) each
 
             wrong_e = {
                 f"e is scaled by 1/sqrt(D) = 1/{D**0.5:.3g}: decomposable attention compares the words by their "
                 f"plain dot product (its learned network F sets the scale), and so does this exercise: "
                 f"e = a @ b.transpose(-2, -1)": e / D**0.5,
                 "e is transposed: e[n, i, j] = a_i · b_j, one row per word of a and one column per word of b: "
-                "a @ b.transpose(-2, -1), (B, La, Lb)": e.transpose(-2, -1),
+                "a @ b.transpose(-2, -1), (B, T_a, T_b)": e.transpose(-2, -1),
             }
             if D == Lb:
-                wrong_e["you multiplied a by b, not by b transposed (it only ran because D = Lb here): "
+                wrong_e["you multiplied a by b, not by b transposed (it only ran because D = T_b here): "
                         "a @ b.transpose(-2, -1)"] = a @ b
             _reject_shape(f"e, {label}", got_e, (B, La, Lb), [
-                ((B, Lb, La), "e is transposed: one row per word of a, a @ b.transpose(-2, -1) is (B, La, Lb)")])
+                ((B, Lb, La), "e is transposed: one row per word of a, a @ b.transpose(-2, -1) is (B, T_a, T_b)")])
             _reject_known(f"e, {label}", got_e, e, wrong_e, atol=1e-8)
             _compare(f"e, {label}", got_e, e.numpy(), atol=1e-8,
-                     legend=" (B, La, Lb): e[n, i, j] = a[n, i] · b[n, j], no scaling")
+                     legend=" (B, T_a, T_b): e[n, i, j] = a[n, i] · b[n, j], no scaling")
 
-            swapped = "beta and alpha are swapped: return (beta, alpha, e), with beta (B, La, D) the part of b " \
-                      "aligned to each word of a, and alpha (B, Lb, D) the part of a aligned to each word of b"
+            swapped = "beta and alpha are swapped: return (beta, alpha, e), with beta (B, T_a, D) the part of b " \
+                      "aligned to each word of a, and alpha (B, T_b, D) the part of a aligned to each word of b"
             if (got_beta.shape == tuple(alpha.shape) and got_alpha.shape == tuple(beta.shape)
                     and np.allclose(got_beta, alpha.numpy(), atol=1e-8)
                     and np.allclose(got_alpha, beta.numpy(), atol=1e-8)
@@ -3265,115 +3275,117 @@ def check_soft_align(soft_align: Callable) -> None:
                 raise AssertionError(f"{label}: {swapped}")
             wrong_beta = {
                 "beta's softmax ran over i, the words of a (dim=-2): beta_i is the part of b aligned to a_i, so "
-                "a_i's weights over the Lb words of b must sum to 1, softmax(e, dim=-1)": soft_i @ b,
+                "a_i's weights over the T_b words of b must sum to 1, softmax(e, dim=-1)": soft_i @ b,
                 f"beta's weights are scaled by 1/sqrt(D) = 1/{D**0.5:.3g}: this exercise uses the plain dot "
                 f"product e, softmax(e, dim=-1) @ b": torch.softmax(e / D**0.5, dim=-1) @ b,
                 "there is no softmax: e @ b sums b's words weighted by the raw scores. beta_i is a weighted "
                 "*average* of b's words, with weights softmax over j of e_ij": e @ b,
             }
             if La == Lb:
-                wrong_beta["beta mixes the words of a (it only ran because La = Lb here): beta_i is a weighted "
+                wrong_beta["beta mixes the words of a (it only ran because T_a = T_b here): beta_i is a weighted "
                            "average of *b*'s words, softmax(e, dim=-1) @ b"] = soft_j @ a
             _reject_known(f"beta, {label}", got_beta, beta, wrong_beta, atol=1e-8)
             _compare(f"beta, {label}", got_beta, beta.numpy(), atol=1e-8,
-                     legend=" (B, La, D): beta[n, i] = Σ_j softmax_j(e[n, i, j]) b[n, j]")
+                     legend=" (B, T_a, D): beta[n, i] = Σ_j softmax_j(e[n, i, j]) b[n, j]")
 
             wrong_alpha = {
                 "alpha's softmax ran over j, the words of b (dim=-1): alpha_j is the part of a aligned to b_j, so "
-                "b_j's weights over the La words of a must sum to 1: softmax over i, dim=-2, then transpose to "
-                "(B, Lb, La)": soft_j.transpose(-2, -1) @ a,
+                "b_j's weights over the T_a words of a must sum to 1: softmax over i, dim=-2, then transpose to "
+                "(B, T_b, T_a)": soft_j.transpose(-2, -1) @ a,
                 f"alpha's weights are scaled by 1/sqrt(D) = 1/{D**0.5:.3g}: this exercise uses the plain dot "
                 f"product e": torch.softmax(e / D**0.5, dim=-2).transpose(-2, -1) @ a,
                 "there is no softmax: alpha_j is a weighted *average* of a's words, with weights softmax over i of "
                 "e_ij": e.transpose(-2, -1) @ a,
             }
             if La == Lb:
-                wrong_alpha["the weights were not transposed (it only ran because La = Lb here): softmax(e, dim=-2) "
-                            "is (B, La, Lb), column j holding b_j's weights; transpose it to (B, Lb, La) before "
+                wrong_alpha["the weights were not transposed (it only ran because T_a = T_b here): softmax(e, dim=-2) "
+                            "is (B, T_a, T_b), column j holding b_j's weights; transpose it to (B, T_b, T_a) before "
                             "multiplying by a"] = soft_i @ a
-                wrong_alpha["alpha mixes the words of b (it only ran because La = Lb here): alpha_j is a weighted "
+                wrong_alpha["alpha mixes the words of b (it only ran because T_a = T_b here): alpha_j is a weighted "
                             "average of *a*'s words"] = soft_i.transpose(-2, -1) @ b
             _reject_shape(f"alpha, {label}", got_alpha, (B, Lb, D), [])
             _reject_known(f"alpha, {label}", got_alpha, alpha, wrong_alpha, atol=1e-8)
             _compare(f"alpha, {label}", got_alpha, alpha.numpy(), atol=1e-8,
-                     legend=" (B, Lb, D): alpha[n, j] = Σ_i softmax_i(e[n, i, j]) a[n, i]")
-    print("soft_align: correct: one score matrix e = a bᵀ, read by rows for beta and by columns for alpha.")
+                     legend=" (B, T_b, D): alpha[n, j] = Σ_i softmax_i(e[n, i, j]) a[n, i]")
+    _say("soft_align: correct: one score matrix e = a bᵀ, read by rows for beta and by columns for alpha.")
 
 
 @_reports_not_attempted
 def check_patchify(patchify: Callable) -> None:
-    """Exercise: ``patchify(images (B, C, H, W), patch_size P) -> (B, N, C·P·P)``, N = (H/P)(W/P): the P×P
-    patches in row-major order, each flattened in (C, P, P) order, so that a Linear with weight
-    ``conv.weight.reshape(D, -1)`` on the patches equals ``Conv2d(C, D, kernel_size=P, stride=P)``; ValueError
-    when H or W is not a multiple of P."""
-    hint = ("images are (B, C, H, W): images.reshape(B, C, H // P, P, W // P, P) splits the height into H/P rows of "
-            "patches, P pixel rows each, and the width likewise; .permute(0, 2, 4, 1, 3, 5) brings the patch grid "
-            "(H/P, W/P) forward and each patch's (C, P, P) pixels behind it; .reshape(B, N, C * P * P) flattens both")
+    """Exercise: ``patchify(images (B, C, Rh, Rw), patch_size ps) -> (B, N, C·ps·ps)``, N = (Rh/ps)(Rw/ps): the ps×ps
+    patches in row-major order, each flattened in (C, ps, ps) order, so that a Linear with weight
+    ``conv.weight.reshape(D, -1)`` on the patches equals ``Conv2d(C, D, kernel_size=ps, stride=ps)``; ValueError
+    when Rh or Rw is not a multiple of ps."""
+    hint = ("images are (B, C, Rh, Rw): images.reshape(B, C, Rh // ps, ps, Rw // ps, ps) splits the height into "
+            "Rh/ps rows of patches, ps pixel rows each, and the width likewise; .permute(0, 2, 4, 1, 3, 5) brings the "
+            "patch grid (Rh/ps, Rw/ps) forward and each patch's (C, ps, ps) pixels behind it; "
+            ".reshape(B, N, C * ps * ps) flattens both")
     with _attempt("patchify"):
-        # H != W first, so that reading the image as (B, C, W, H) shows; then a square image and another P
+        # Rh != Rw first, so that reading the image as (B, C, Rw, Rh) shows; then a square image and another ps
         for B, C, H, W, P in ((2, 3, 8, 12, 4), (3, 2, 6, 6, 3)):
-            x = _numbered(B, C, H, W)  # (B, C, H, W): the value of each entry is its flat index
-            label = f"patchify(images, patch_size={P}) for images of shape (B, C, H, W) = {(B, C, H, W)}"
+            x = _numbered(B, C, H, W)  # (B, C, Rh, Rw): the value of each entry is its flat index
+            label = f"patchify(images, patch_size={P}) for images of shape (B, C, Rh, Rw) = {(B, C, H, W)}"
             got = _as_array(label, _call_with_hint(label, patchify, (("images", x), ("patch_size", P)), hint))
             rows, cols = H // P, W // P
             N, F = rows * cols, C * P * P
             _reject_shape(label, got, (B, N, F), [
-                ((B, F, N), "it looks transposed: (B, C·P·P, N) is what F.unfold returns; .transpose(1, 2) makes it "
-                            "(B, N, C·P·P), one row per patch"),
-                ((B, N, C, P, P), "each patch is still a (C, P, P) block: flatten it into one vector of C·P·P "
+                ((B, F, N), "it looks transposed: (B, C·ps·ps, N) is what F.unfold returns; .transpose(1, 2) makes "
+                            "it (B, N, C·ps·ps), one row per patch"),
+                ((B, N, C, P, P), "each patch is still a (C, ps, ps) block: flatten it into one vector of C·ps·ps "
                                   "numbers"),
-                ((B, rows, cols, F), "the patches are still on their (H/P, W/P) grid: flatten the grid into one axis "
-                                     "of N = (H/P)(W/P) patches, row by row"),
-                ((B, rows, cols, C, P, P), "the patches are still on their (H/P, W/P) grid and each is a (C, P, P) "
-                                           "block: reshape to (B, N, C·P·P)"),
-                ((B * N, F), "the batch axis was folded into the patches: keep it, (B, N, C·P·P)"),
+                ((B, rows, cols, F), "the patches are still on their (Rh/ps, Rw/ps) grid: flatten the grid into one "
+                                     "axis of N = (Rh/ps)(Rw/ps) patches, row by row"),
+                ((B, rows, cols, C, P, P), "the patches are still on their (Rh/ps, Rw/ps) grid and each is a "
+                                           "(C, ps, ps) block: reshape to (B, N, C·ps·ps)"),
+                ((B * N, F), "the batch axis was folded into the patches: keep it, (B, N, C·ps·ps)"),
             ])
-            t = x.reshape(B, C, rows, P, cols, P)  # (B, C, H/P, P, W/P, P)
+            t = x.reshape(B, C, rows, P, cols, P)  # (B, C, Rh/ps, ps, Rw/ps, ps)
             wrong = {
                 "the patches are listed column by column: list them row by row (left to right, then top to "
-                "bottom), patch (r, c) at index r·(W/P) + c, the order in which conv(images).flatten(2) lists a "
+                "bottom), patch (r, c) at index r·(Rw/ps) + c, the order in which conv(images).flatten(2) lists a "
                 "convolution's outputs": t.permute(0, 4, 2, 1, 3, 5).reshape(B, N, F),
-                "each patch is flattened channel-last, in (P, P, C) order: flatten it in (C, P, P) order, channel "
-                "first, the layout of conv.weight (D, C, P, P), so that conv.weight.reshape(D, -1) lines up with "
+                "each patch is flattened channel-last, in (ps, ps, C) order: flatten it in (C, ps, ps) order, channel "
+                "first, the layout of conv.weight (D, C, ps, ps), so that conv.weight.reshape(D, -1) lines up with "
                 "your patch vectors": t.permute(0, 2, 4, 3, 5, 1).reshape(B, N, F),
-                "the pixels inside each patch are listed column by column: flatten each patch in (C, P, P) order, "
-                "channel, then pixel row, then pixel column, as conv.weight (D, C, P, P) is laid out":
+                "the pixels inside each patch are listed column by column: flatten each patch in (C, ps, ps) order, "
+                "channel, then pixel row, then pixel column, as conv.weight (D, C, ps, ps) is laid out":
                     t.permute(0, 2, 4, 1, 5, 3).reshape(B, N, F),
-                "you reshaped the images straight to (B, N, C·P·P) without a permute: a reshape keeps the memory "
-                "order, so 'patch' 0 holds the first C·P·P numbers of channel 0 (whole pixel rows), not a P×P "
-                "square. Split the height and the width into (H/P, P) and (W/P, P), permute the patch grid in "
+                "you reshaped the images straight to (B, N, C·ps·ps) without a permute: a reshape keeps the memory "
+                "order, so 'patch' 0 holds the first C·ps·ps numbers of channel 0 (whole pixel rows), not a ps×ps "
+                "square. Split the height and the width into (Rh/ps, ps) and (Rw/ps, ps), permute the patch grid in "
                 "front, then flatten": x.reshape(B, N, F),
             }
             if H != W:
-                wrong["you read the images as (B, C, W, H): they are (B, C, H, W), height first, so the split is "
-                      "reshape(B, C, H // P, P, W // P, P)"] = (
+                wrong["you read the images as (B, C, Rw, Rh): they are (B, C, Rh, Rw), height first, so the split is "
+                      "reshape(B, C, Rh // ps, ps, Rw // ps, ps)"] = (
                     x.reshape(B, C, W // P, P, H // P, P).permute(0, 2, 4, 1, 3, 5).reshape(B, N, F))
             expected = _ref_patchify(x, P)
             _reject_known(label, got, expected, wrong, atol=0.0)
             _compare_numbered(label, got, expected, (B, C, H, W),
-                              " (B, N, C·P·P): patch n = r·(W/P) + c is images[b, :, rP:(r+1)P, cP:(c+1)P] "
-                              "flattened, channel, then pixel row, then pixel column")
+                              " (B, N, C·ps·ps): patch r·(Rw/ps) + c is "
+                              "images[n, :, r·ps:(r+1)·ps, c·ps:(c+1)·ps] flattened, channel, then pixel row, "
+                              "then pixel column")
 
         # the reason for this layout: a Linear on the patches is the strided convolution of ViT's patch embedding
         B, C, H, W, P, Dm = 2, 3, 8, 12, 4, 5
         gen = torch.Generator().manual_seed(95)
-        images = torch.randn(B, C, H, W, generator=gen, dtype=torch.float64)  # (B, C, H, W)
+        images = torch.randn(B, C, H, W, generator=gen, dtype=torch.float64)  # (B, C, Rh, Rw)
         with torch.random.fork_rng(devices=[]):  # leave the learner's RNG alone
             torch.manual_seed(95)
             conv = torch.nn.Conv2d(C, Dm, kernel_size=P, stride=P, dtype=torch.float64)
         label = (f"patchify(images, {P}) @ conv.weight.reshape({Dm}, -1).T + conv.bias for images {(B, C, H, W)} "
                  f"and conv = Conv2d({C}, {Dm}, kernel_size={P}, stride={P})")
         patches = torch.as_tensor(_as_array(label, _call_with_hint(
-            label, patchify, (("images", images), ("patch_size", P)), hint)))  # (B, N, C·P·P)
+            label, patchify, (("images", images), ("patch_size", P)), hint)))  # (B, N, C·ps·ps)
         with torch.no_grad():
-            expected = conv(images).flatten(2).transpose(1, 2)  # (B, D, H/P, W/P) -> (B, N, D)
-            embedded = patches @ conv.weight.reshape(Dm, -1).T + conv.bias  # (B, N, C·P·P) @ (C·P·P, D)
+            expected = conv(images).flatten(2).transpose(1, 2)  # (B, D, Rh/ps, Rw/ps) -> (B, N, D)
+            embedded = patches @ conv.weight.reshape(Dm, -1).T + conv.bias  # (B, N, C·ps·ps) @ (C·ps·ps, D)
         _compare(label, embedded.numpy(), expected.numpy(), atol=1e-6,
                  legend=" (B, N, D): conv(images).flatten(2).transpose(1, 2), one embedding per patch")
 
         # images that do not split into whole patches
-        for shape, P, side in (((1, 3, 8, 6), 4, "W = 6"), ((1, 3, 6, 8), 4, "H = 6")):
-            label = f"patchify(images, patch_size={P}) for images of shape (B, C, H, W) = {shape}"
+        for shape, P, side in (((1, 3, 8, 6), 4, "Rw = 6"), ((1, 3, 6, 8), 4, "Rh = 6")):
+            label = f"patchify(images, patch_size={P}) for images of shape (B, C, Rh, Rw) = {shape}"
             try:
                 patchify(torch.zeros(*shape), P)
             except ValueError:
@@ -3383,8 +3395,8 @@ def check_patchify(patchify: Callable) -> None:
             except AssertionError as exc:
                 raise AssertionError(
                     f"{label} raised AssertionError ({exc}): an assert is not input validation (python -O removes "
-                    f"it). Raise ValueError naming the shapes, e.g. ValueError(f'H={{H}} and W={{W}} must be "
-                    f"multiples of patch_size={{P}}')"
+                    f"it). Raise ValueError naming the shapes, e.g. ValueError(f'Rh={{Rh}} and Rw={{Rw}} must be "
+                    f"multiples of patch_size={{ps}}')"
                 ) from None
             except Exception as exc:
                 raise AssertionError(
@@ -3397,7 +3409,7 @@ def check_patchify(patchify: Callable) -> None:
                 f"split into whole patches. Raise ValueError naming the shapes (F.unfold and slicing silently drop "
                 f"the pixels that do not fit)"
             )
-    print("patchify: correct: row-major patches flattened in (C, P, P) order, the same as a stride-P convolution "
+    _say("patchify: correct: row-major patches flattened in (C, ps, ps) order, the same as a stride-ps convolution "
           "followed by flatten, and a ValueError for images that do not split into whole patches.")
 
 
@@ -3410,52 +3422,54 @@ def _seasonal_series(seed: int, T: int, period: int) -> torch.Tensor:
     """A trend plus a season of ``period`` steps plus noise: T distinct float64 values. (T,)"""
     gen = torch.Generator().manual_seed(seed)
     t = torch.arange(T)
-    season = 2.0 * torch.randn(period, generator=gen, dtype=torch.float64)  # (m,)
+    season = 2.0 * torch.randn(period, generator=gen, dtype=torch.float64)  # (period,)
     return 10.0 + 0.1 * t + season[t % period] + 0.3 * torch.randn(T, generator=gen, dtype=torch.float64)
 
 
 @_reports_not_attempted
 def check_seasonal_naive(seasonal_naive: Callable) -> None:
-    """Exercise: ``seasonal_naive(y (T,), period m, horizon H) -> (H,)``: ŷ_{T+h} = y_{T+h-m·k} with k = ceil(h/m),
-    the smallest whole number of seasons that lands in the observed past: y[T - m + (h - 1) % m], 0-based."""
-    hint = ("y is 1-D (T,). The forecast h steps ahead (h = 1..horizon) is y[T - m + (h - 1) % m] in 0-based "
-            "indexing: the last m values y[-m:], repeated for as long as the horizon needs")
+    """Exercise: ``seasonal_naive(y (T,), period, horizon) -> (horizon,)``: ŷ_{T+h} = y_{T+h-κ·period} with
+    κ = ceil(h/period), the smallest whole number of seasons that lands in the observed past:
+    y[T - period + (h - 1) % period], 0-based; ``period`` is the season length T_season."""
+    hint = ("y is 1-D (T,). The forecast h steps ahead (h = 1..horizon) is y[T - period + (h - 1) % period] in 0-based "
+            "indexing: the last period values y[-period:], repeated for as long as the horizon needs")
     with _attempt("seasonal_naive"):
-        # horizons shorter than, equal to and longer than the season; T not a multiple of m; m = 1 is plain naive
+        # horizons shorter than, equal to and longer than the season; T not a multiple of period; period 1: plain naive
         for seed, T, m, H in ((96, 11, 4, 3), (96, 11, 4, 4), (96, 11, 4, 10), (97, 15, 7, 16), (98, 6, 1, 3)):
             y = _seasonal_series(seed, T, m)  # (T,)
             label = f"seasonal_naive(y, period={m}, horizon={H}) for y of length T={T}"
-            call_hint = hint + (f". For horizon {H} > period {m} the index T - m + h - 1 runs past the end of y: "
-                                f"wrap it into the last season with % m" if H > m else "")
+            call_hint = hint + (f". For horizon {H} > period {m} the index T - period + h - 1 runs past the end of y: "
+                                f"wrap it into the last season with % period" if H > m else "")
             got = _as_array(label, _call_with_hint(label, seasonal_naive, (("y", y), ("period", m), ("horizon", H)),
                                                    call_hint))
-            expected = _ref_seasonal_naive(y, m, H)  # (H,)
+            expected = _ref_seasonal_naive(y, m, H)  # (horizon,)
             if got.shape == (min(m, H),) != (H,):
                 raise AssertionError(
                     f"{label} has shape {got.shape} but should have shape {(H,)}: you returned one season only, "
                     f"at most period = {m} values. For horizon > period, repeat the last season cyclically: step h "
-                    f"uses y[T - m + (h - 1) % m]"
+                    f"uses y[T - period + (h - 1) % period]"
                 )
             steps = torch.arange(H)  # h - 1
             last = T - 1
             wrong = {
-                f"each step is one too early, a lag of m + 1 = {m + 1}: the value one season before time T + h is "
-                f"y_(T+h-m), which is y[T - m + (h - 1)] with 0-based indices (h = 1 is y[T - m])":
+                f"each step is one too early, a lag of period + 1 = {m + 1}: the value one season before time T + h is "
+                f"y_(T+h-period), which is y[T - period + (h - 1)] with 0-based indices (h = 1 is y[T - period])":
                     y[T - m - 1 + steps % m],
                 "that is the naive (last-value) forecast, y[-1] for every step: the seasonal one repeats the last "
-                "*season*, y[T - m + (h - 1) % m]": y[last].expand(H),
-                f"you repeated the first season of the series, y[:m]: use the *last* full season, the most recent "
-                f"m = {m} values y[-m:]": y[steps % m],
+                "*season*, y[T - period + (h - 1) % period]": y[last].expand(H),
+                f"you repeated the first season of the series, y[:period]: use the *last* full season, the most recent "
+                f"period = {m} values y[-period:]": y[steps % m],
                 f"your values come from the first season (in the right phase): use the *last* full season, the "
-                f"most recent m = {m} values y[-m:]": y[(T + steps) % m],
+                f"most recent period = {m} values y[-period:]": y[(T + steps) % m],
                 "after the first season you kept repeating the last value: for horizon > period start the season "
-                "again, index T - m + (h - 1) % m": y[torch.clamp(T - m + steps, max=last)],
+                "again, index T - period + (h - 1) % period": y[torch.clamp(T - m + steps, max=last)],
                 "that is the mean of the last season, the same for every step: the seasonal naive forecast keeps "
                 "each step's own value from one season before": y[T - m:].mean().expand(H),
             }
             if H <= m - 1:
-                wrong[f"each step is one too late (a lag of m - 1 = {m - 1}): counting h from 1 in a 0-based index, "
-                      f"y[T - m + h], skips the first value of the season. Step h = 1 is y[T - m]"] = (
+                wrong[f"each step is one too late (a lag of period - 1 = {m - 1}): counting h from 1 in a 0-based "
+                      f"index, y[T - period + h], skips the first value of the season. Step h = 1 is "
+                      f"y[T - period]"] = (
                     y[T - m + 1 + steps])
             # the forecast copies values of y: float32 rounding (about 1e-6 here) is the only difference allowed
             _reject_known(label, got, expected, wrong, atol=1e-5)
@@ -3471,24 +3485,24 @@ def check_seasonal_naive(seasonal_naive: Callable) -> None:
                             f"(of {m} steps) before time T + h, the last one observed"
                         )
             _compare(label, got, expected.numpy(), atol=1e-5,
-                     legend=" (horizon,): forecast[h - 1] = y[T - m + (h - 1) % m]")
-    print("seasonal_naive: correct: the last full season, repeated for any horizon.")
+                     legend=" (horizon,): forecast[h - 1] = y[T - period + (h - 1) % period]")
+    _say("seasonal_naive: correct: the last full season, repeated for any horizon.")
 
 
 @_reports_not_attempted
 def check_mase(mase: Callable) -> None:
-    """Exercise: ``mase(forecast (H,), actual (H,), history (T,), period m) -> float``: the mean absolute error
+    """Exercise: ``mase(forecast (T_out,), actual (T_out,), history (T,), period) -> float``: the mean absolute error
     of the forecast divided by the in-sample mean absolute error of the one-step seasonal naive forecast,
-    mean_t |history[t] - history[t - m]| over t = m..T-1."""
-    hint = ("forecast and actual are (H,), history (T,): history[m:] - history[:-m] are the T - m in-sample "
-            "errors of the one-step seasonal naive forecast; the result is one number")
+    mean_t |history[t] - history[t - period]| over t = period..T-1."""
+    hint = ("forecast and actual are (T_out,), history (T,): history[period:] - history[:-period] are the "
+            "T - period in-sample errors of the one-step seasonal naive forecast; the result is one number")
     with _attempt("mase"):
         for seed, T, m, H in ((101, 20, 4, 6), (102, 15, 5, 3), (103, 12, 1, 4)):
-            full = _seasonal_series(seed, T + H, m)  # (T + H,)
-            history, actual = full[:T], full[T:]  # (T,), (H,)
+            full = _seasonal_series(seed, T + H, m)  # (T + T_out,)
+            history, actual = full[:T], full[T:]  # (T,), (T_out,)
             gen = torch.Generator().manual_seed(seed)
             forecast = _ref_seasonal_naive(history, m, H) + 0.5 * torch.randn(H, generator=gen, dtype=torch.float64)
-            label = f"mase(forecast, actual, history, period={m}) for T={T} past values and a horizon of H={H}"
+            label = f"mase(forecast, actual, history, period={m}) for T={T} past values and a horizon of T_out={H}"
             result = _call_with_hint(label, mase, (("forecast", forecast), ("actual", actual),
                                                    ("history", history), ("period", m)), hint)
             if isinstance(result, (torch.Tensor, np.ndarray)) and np.asarray(
@@ -3499,24 +3513,25 @@ def check_mase(mase: Callable) -> None:
                 )
             got = _number(label, result)
             expected = _ref_mase(forecast, actual, history, m)
-            err = actual - forecast  # (H,)
-            diffs = history[m:] - history[:-m]  # (T - m,)
+            err = actual - forecast  # (T_out,)
+            diffs = history[m:] - history[:-m]  # (T - period,)
             lag1 = (history[1:] - history[:-1]).abs().mean()
             wrong = {
                 "the scale uses lag 1 differences, |y_t - y_(t-1)|: that is MASE for a series without a season. With "
-                "period m the scale is the in-sample error of the *seasonal* naive forecast, mean |y_t - y_(t-m)|":
+                "a season of `period` steps the scale is the in-sample error of the *seasonal* naive forecast, "
+                "mean |y_t - y_(t-period)|":
                     err.abs().mean() / lag1,
                 "the scale was computed on the actual future values: it comes from the history only (in-sample), "
                 "so that it is known before the forecast is scored and is the same for every method":
                     err.abs().mean() / (actual[m:] - actual[:-m]).abs().mean() if H > m else None,
                 "errors of opposite sign cancel: take the mean *absolute* error, (actual - forecast).abs().mean()":
                     err.mean() / diffs.abs().mean(),
-                "the scale's differences must be absolute too, mean |y_t - y_(t-m)|: signed differences cancel":
+                "the scale's differences must be absolute too, mean |y_t - y_(t-period)|: signed differences cancel":
                     err.abs().mean() / diffs.mean(),
                 "squared errors: MASE uses absolute errors, in the numerator and in the scale":
                     (err**2).mean() / (diffs**2).mean(),
-                f"the scale's mean runs over the T - m = {T - m} differences y_t - y_(t-m), t = m..T-1, not over "
-                f"T = {T}": err.abs().mean() / (diffs.abs().sum() / T),
+                f"the scale's mean runs over the T - period = {T - m} differences y_t - y_(t-period), "
+                f"t = period..T-1, not over T = {T}": err.abs().mean() / (diffs.abs().sum() / T),
                 "the ratio is upside down: the forecast's error goes on top, mean|actual - forecast| / scale":
                     diffs.abs().mean() / err.abs().mean(),
                 "the numerator is a sum: use the mean absolute error over the horizon":
@@ -3531,7 +3546,7 @@ def check_mase(mase: Callable) -> None:
             if not np.isclose(got, expected, rtol=1e-6, atol=0.0):  # float32 arithmetic is fine
                 raise AssertionError(
                     f"{label} is {got:.6g} but should be {expected:.6g}: MASE = mean|actual - forecast| / "
-                    f"mean|history[t] - history[t - m]|, the second mean over t = m..T-1"
+                    f"mean|history[t] - history[t - period]|, the second mean over t = period..T-1"
                 )
-    print("mase: correct: the forecast's mean absolute error over the in-sample error of the seasonal naive "
+    _say("mase: correct: the forecast's mean absolute error over the in-sample error of the seasonal naive "
           "forecast.")

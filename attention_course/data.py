@@ -299,9 +299,9 @@ def length_buckets(pairs: Sequence[Pair], edges: Sequence[int]) -> dict[tuple[in
 class FindTask:
     """Find the item of the asked colour and copy its symbol (chapter 4).
 
-    symbols (N, S) and colours (N, S) describe S items; query (N,) is the asked
-    colour, which exactly one item of each example has, at position (N,);
-    target (N,) = that item's symbol.
+    symbols (B, S) and colours (B, S) describe S items of each of B examples;
+    query (B,) is the asked colour, which exactly one item of each example has,
+    at position (B,); target (B,) = that item's symbol.
     """
 
     symbols: torch.Tensor
@@ -328,11 +328,11 @@ def find_by_colour(n: int, length: int = 16, n_symbols: int = 10, n_colours: int
         raise ValueError(f"need n >= 1, length >= 2, n_symbols >= 2, n_colours >= 2; "
                          f"got n={n}, length={length}, n_symbols={n_symbols}, n_colours={n_colours}")
     g = torch.Generator().manual_seed(seed)
-    symbols = torch.randint(n_symbols, (n, length), generator=g)  # (N, S)
-    query = torch.randint(n_colours, (n,), generator=g)  # (N,)
-    position = torch.randint(length, (n,), generator=g)  # (N,)
-    others = torch.randint(n_colours - 1, (n, length), generator=g)  # (N, S), in 0..C-2
-    colours = others + (others >= query[:, None]).long()  # (N, S): every colour but the asked one
+    symbols = torch.randint(n_symbols, (n, length), generator=g)  # (B, S), B = n
+    query = torch.randint(n_colours, (n,), generator=g)  # (B,)
+    position = torch.randint(length, (n,), generator=g)  # (B,)
+    others = torch.randint(n_colours - 1, (n, length), generator=g)  # (B, S), in 0..n_colours-2
+    colours = others + (others >= query[:, None]).long()  # (B, S): every colour but the asked one
     colours[torch.arange(n), position] = query
     target = symbols[torch.arange(n), position]
     return FindTask(symbols, colours, query, position, target)
@@ -346,11 +346,11 @@ class TwoPlacesTask:
     symbols in another order, with fresh values. For each second-half position
     t = half + i the answer has two parts, found at two different places:
 
-    - ``prev`` (N, half): the value of the token just before, at t - 1;
-    - ``match`` (N, half): the value of the first-half token with the same
-      symbol as token t, at position ``match_position`` (N, half).
+    - ``prev`` (B, half): the value of the token just before, at t - 1;
+    - ``match`` (B, half): the value of the first-half token with the same
+      symbol as token t, at position ``match_position`` (B, half).
 
-    ``symbols`` and ``values`` are (N, T) long.
+    ``symbols`` and ``values`` are (B, T) long, for B examples.
     """
 
     symbols: torch.Tensor
@@ -378,11 +378,11 @@ def previous_and_matching(n: int, half: int = 8, n_symbols: int = 16, n_values: 
         raise ValueError(f"need n >= 1, half >= 1, n_symbols >= half, n_values >= 2; "
                          f"got n={n}, half={half}, n_symbols={n_symbols}, n_values={n_values}")
     g = torch.Generator().manual_seed(seed)
-    first = torch.rand(n, n_symbols, generator=g).argsort(dim=1)[:, :half]  # (N, half): distinct symbols
-    order = torch.rand(n, half, generator=g).argsort(dim=1)  # (N, half): a permutation per example
-    second = torch.gather(first, 1, order)  # (N, half): the same symbols, reordered
-    symbols = torch.cat([first, second], dim=1)  # (N, T)
-    values = torch.randint(n_values, (n, 2 * half), generator=g)  # (N, T)
-    prev = values[:, half - 1 : 2 * half - 1]  # (N, half): the value at t - 1 for t = half..T-1
-    match = torch.gather(values, 1, order)  # (N, half): the value where the same symbol stood
+    first = torch.rand(n, n_symbols, generator=g).argsort(dim=1)[:, :half]  # (B, half): distinct symbols, B = n
+    order = torch.rand(n, half, generator=g).argsort(dim=1)  # (B, half): a permutation per example
+    second = torch.gather(first, 1, order)  # (B, half): the same symbols, reordered
+    symbols = torch.cat([first, second], dim=1)  # (B, T)
+    values = torch.randint(n_values, (n, 2 * half), generator=g)  # (B, T)
+    prev = values[:, half - 1 : 2 * half - 1]  # (B, half): the value at t - 1 for t = half..T-1
+    match = torch.gather(values, 1, order)  # (B, half): the value where the same symbol stood
     return TwoPlacesTask(symbols, values, prev, match, order)

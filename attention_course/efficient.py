@@ -57,24 +57,26 @@ def _safe_max(m: torch.Tensor) -> torch.Tensor:
 def online_softmax(x: torch.Tensor, block_size: int) -> torch.Tensor:
     r"""Softmax over the last axis, its normaliser computed in one streaming pass over blocks.
 
-    Reading the last axis in blocks :math:`x^{(1)}, x^{(2)}, \dots`, keep a
-    running maximum :math:`m` and a running normaliser :math:`l = \sum e^{x_j - m}`
-    over the entries seen so far. When a block raises the maximum, the old sum
-    was taken relative to the old maximum and is rescaled:
+    Reading a row of scores :math:`z` (``x``'s last axis) in blocks of
+    :math:`T_\text{tile}` = ``block_size`` entries, keep a running maximum
+    :math:`m` and a running sum :math:`r = \sum_j e^{z_j - m}` over the
+    entries seen so far. When a block raises the maximum, the old sum was
+    taken relative to the old maximum and is rescaled:
 
     .. math::
-        m' = \max\!\big(m, \max_j x^{(b)}_j\big),\qquad
-        l' = l\, e^{m - m'} + \sum_j e^{x^{(b)}_j - m'},\qquad
-        \mathrm{softmax}(x)_i = \frac{e^{x_i - m}}{l}\ \text{(at the end)}.
+        m' = \max\!\big(m, \max_{j \in \text{block}} z_j\big),\qquad
+        r' = r\, e^{m - m'} + \sum_{j \in \text{block}} e^{z_j - m'},\qquad
+        \mathrm{softmax}(z)_j = \frac{e^{z_j - m}}{r}\ \text{(at the end)},
 
-    Every exponent is at most :math:`e^0 = 1`, so scores of 1e4 do not
-    overflow, and no block needs to see any other block. This is the online
-    normaliser of Milakov & Gimelshein 2018 ("Online normalizer calculation
-    for softmax", arXiv:1805.02867): two passes over the data (one for
-    :math:`m, l`, one to write the output) instead of the safe softmax's three.
+    starting from :math:`m = -\infty`, :math:`r = 0`. Every exponent is at
+    most :math:`e^0 = 1`, so scores of 1e4 do not overflow, and no block needs
+    to see any other block. This is the online normaliser of Milakov &
+    Gimelshein 2018 ("Online normalizer calculation for softmax",
+    arXiv:1805.02867): two passes over the data (one for :math:`m, r`, one to
+    write the output) instead of the safe softmax's three.
 
-    Shapes: x (..., N) float; output (..., N). ``block_size`` is any positive
-    int (the last block may be shorter; a block larger than N is one block).
+    Shapes: x (..., S) float; output (..., S). ``block_size`` is any positive
+    int (the last block may be shorter; a block larger than S is one block).
 
     Returns what ``torch.softmax(x, -1)`` returns, except that a row whose
     entries are all ``-inf`` gives zeros (torch gives NaN), as in
@@ -83,20 +85,20 @@ def online_softmax(x: torch.Tensor, block_size: int) -> torch.Tensor:
     """
     require_float("x", x)
     if x.dim() < 1:
-        raise ValueError(f"x must have at least 1 dim (..., N), got shape {shape_str(x)}")
+        raise ValueError(f"x must have at least 1 dim (..., S), got shape {shape_str(x)}")
     block_size = _positive_int("block_size", block_size)
     work = x.float() if x.dtype in _LOW_PRECISION else x
     N = work.shape[-1]
-    m = torch.full(work.shape[:-1], float("-inf"), dtype=work.dtype, device=work.device)  # (...,) running max
-    l = torch.zeros(work.shape[:-1], dtype=work.dtype, device=work.device)  # (...,) running normaliser
-    for start in range(0, N, block_size):
-        block = work[..., start : start + block_size]  # (..., b)
+    m = torch.full(work.shape[:-1], float("-inf"), dtype=work.dtype, device=work.device)  # (...,) running max m
+    l = torch.zeros(work.shape[:-1], dtype=work.dtype, device=work.device)  # (...,) running sum (r in the docstring)
+    for start in range(0, N, block_size):  # N = S, the row's length
+        block = work[..., start : start + block_size]  # (..., T_tile)
         m_new = torch.maximum(m, block.amax(dim=-1))  # (...,)
         shift = _safe_max(m_new)  # (...,)
         l = l * torch.exp(m - shift) + torch.exp(block - shift[..., None]).sum(dim=-1)  # (...,)
         m = m_new
-    e = torch.exp(work - _safe_max(m)[..., None])  # (..., N); 0 where x = -inf
-    out = e / torch.where(l > 0, l, torch.ones_like(l))[..., None]  # (..., N); 0/1 on all -inf rows
+    e = torch.exp(work - _safe_max(m)[..., None])  # (..., S); 0 where x = -inf
+    out = e / torch.where(l > 0, l, torch.ones_like(l))[..., None]  # (..., S); 0/1 on all -inf rows
     return out.to(x.dtype)
 
 
@@ -118,27 +120,28 @@ def tiled_attention(
 
     The forward pass of FlashAttention (Dao et al. 2022, "FlashAttention: Fast
     and memory-efficient exact attention with IO-awareness", arXiv:2205.14135)
-    in plain torch. For each block of keys :math:`K_b, V_b`, with scores
-    :math:`S_b = Q K_b^\top \cdot \text{scale}`, update a running row maximum
-    :math:`m`, normaliser :math:`l` and *unnormalised* output :math:`O`:
+    in plain torch. For each tile of :math:`T_\text{tile}` = ``block_size`` keys
+    :math:`K_j, V_j`, with scores :math:`Z_j = Q K_j^\top \cdot \text{scale}`,
+    update a running row maximum :math:`m`, running sum :math:`r` and
+    *unnormalised* output :math:`O`:
 
     .. math::
-        m' = \max(m, \operatorname{rowmax} S_b),\quad
-        P_b = e^{S_b - m'},\quad
-        l' = e^{m - m'}\, l + \operatorname{rowsum} P_b,\quad
-        O' = e^{m - m'}\, O + P_b V_b,
+        m' = \max(m, \operatorname{rowmax} Z_j),\quad
+        r' = e^{m - m'}\, r + \operatorname{rowsum} e^{Z_j - m'},\quad
+        O' = e^{m - m'}\, O + e^{Z_j - m'}\, V_j,
 
-    and return :math:`O / l` at the end: the online softmax
+    with the exponentials taken entry by entry and :math:`m'` subtracted row by
+    row, and return :math:`O / r` at the end: the online softmax
     (:func:`online_softmax`) with the weighted sum of the values carried
     along. Each step holds one (Lq, block_size) tile of scores instead of the
-    (L, S) matrix.
+    (L, S) matrix (Lq queries per block, ``query_block_size``).
 
     Args:
         query: (..., L, E). key: (..., S, E). value: (..., S, Ev).
         block_size: keys per block (any positive int; need not divide S; a
             block larger than S is one block).
         query_block_size: queries per block; ``None`` = all L queries at once,
-            so the state is m (..., L), l (..., L), O (..., L, Ev). With query
+            so the state is m (..., L), r (..., L), O (..., L, Ev). With query
             blocks the tile is (query_block_size, block_size), and with
             ``causal`` the key blocks wholly above the diagonal are skipped.
         causal: query ``i`` may attend key ``j`` only if ``j <= i``, aligned at
@@ -187,13 +190,13 @@ def tiled_attention(
         q = q_all[..., q_start : q_start + query_block_size, :]  # (..., Lq, E)
         Lq = q.shape[-2]
         m = torch.full((*lead, Lq), float("-inf"), dtype=work_dtype, device=query.device)  # (..., Lq)
-        l = torch.zeros((*lead, Lq), dtype=work_dtype, device=query.device)  # (..., Lq)
+        l = torch.zeros((*lead, Lq), dtype=work_dtype, device=query.device)  # (..., Lq): running sum r
         acc = torch.zeros((*lead, Lq, Ev), dtype=work_dtype, device=query.device)  # (..., Lq, Ev)
         q_pos = torch.arange(q_start, q_start + Lq, device=query.device)  # (Lq,)
         for k_start in range(0, S, block_size):
             if causal and k_start > q_start + Lq - 1:
                 break  # every key from here on lies after every query of this block
-            k = k_all[..., k_start : k_start + block_size, :]  # (..., Sb, E)
+            k = k_all[..., k_start : k_start + block_size, :]  # (..., Sb, E), Sb <= T_tile keys
             v = v_all[..., k_start : k_start + block_size, :]  # (..., Sb, Ev)
             Sb = k.shape[-2]
             s = (q @ k.transpose(-2, -1)) * scale  # (..., Lq, Sb): one tile of the scores
@@ -236,20 +239,22 @@ def linear_attention(
     causal: bool = False,
     feature_map: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    r"""Linear attention: a kernel :math:`\phi(q)^\top \phi(k)` in place of :math:`e^{q^\top k}`.
+    r"""Linear attention: a kernel :math:`\phi(q)\, \phi(k)^\top` in place of :math:`e^{q k^\top}`.
 
     Katharopoulos et al. 2020, "Transformers are RNNs: fast autoregressive
     transformers with linear attention" (arXiv:2006.16236). With the similarity
-    :math:`\phi(q_i)^\top \phi(k_j)` the sums over keys no longer depend on the
-    query and are computed once:
+    :math:`\phi(q_i)\, \phi(k_j)^\top` (row vectors, as in ``book/notation.md``)
+    the sums over keys no longer depend on the query and are computed once:
 
     .. math::
         \text{output}_i
-        = \frac{\sum_j \phi(q_i)^\top \phi(k_j)\, v_j^\top}{\sum_j \phi(q_i)^\top \phi(k_j)}
-        = \frac{\phi(q_i)^\top \big(\sum_j \phi(k_j)\, v_j^\top\big)}{\phi(q_i)^\top \sum_j \phi(k_j)}
+        = \frac{\sum_j \phi(q_i)\, \phi(k_j)^\top\, v_j}{\sum_j \phi(q_i)\, \phi(k_j)^\top}
+        = \frac{\phi(q_i) \big(\sum_j \phi(k_j)^\top v_j\big)}{\phi(q_i) \big(\sum_j \phi(k_j)\big)^\top}
 
-    The right-hand side costs O((L + S) F Ev) time and O(F Ev) extra memory
-    instead of the left-hand side's O(L S (F + Ev)) time and (L, S) weights.
+    with :math:`\phi(k_j)^\top v_j` an (E_phi, Ev) outer product, E_phi the
+    number of features :math:`\phi` gives. The right-hand side costs
+    O((L + S) E_phi Ev) time and O(E_phi Ev) extra memory instead of the
+    left-hand side's O(L S (E_phi + Ev)) time and (L, S) weights.
     There is no :math:`1/\sqrt{E}` scale (the paper has none) and no softmax:
     this is a *different* attention, not an approximation that converges to it.
 
@@ -258,12 +263,12 @@ def linear_attention(
         causal: query ``i`` sums over keys ``j <= i`` only (top-left aligned,
             like :func:`~attention_course.causal_mask`; queries past the last
             key see every key). Done with cumulative sums over an
-            (..., S, F, Ev) tensor: O(S F Ev) memory, fine for the course's
-            sizes; the recurrent form (the paper's RNN view, one (F, Ev)
-            state updated per token) needs only O(F Ev).
+            (..., S, E_phi, Ev) tensor: O(S E_phi Ev) memory, fine for the
+            course's sizes; the recurrent form (the paper's RNN view, one
+            (E_phi, Ev) state updated per token) needs only O(E_phi Ev).
         feature_map: :math:`\phi`, applied to query and key along the last
-            axis, (..., T, E) -> (..., T, F); ``None`` = :func:`elu_feature_map`
-            (F = E). It should give positive features so that the normaliser
+            axis, (..., T, E) -> (..., T, E_phi); ``None`` = :func:`elu_feature_map`
+            (E_phi = E). It should give positive features so that the normaliser
             is positive; a row whose normaliser is exactly 0 gets zeros.
 
     Returns:
@@ -280,26 +285,26 @@ def linear_attention(
     check_qkv(query, key, value)
     check_same_features(query, key)
     phi = elu_feature_map if feature_map is None else feature_map
-    fq, fk = phi(query), phi(key)  # (..., L, F), (..., S, F)
+    fq, fk = phi(query), phi(key)  # (..., L, E_phi), (..., S, E_phi)
     for name, f, x in (("query", fq, query), ("key", fk, key)):
         if not isinstance(f, torch.Tensor) or f.shape[:-1] != x.shape[:-1]:
             got = shape_str(f) if isinstance(f, torch.Tensor) else type(f).__name__
             raise ValueError(
-                f"feature_map must map {name} {shape_str(x)} to (..., T, F) keeping the leading dims, got {got}"
+                f"feature_map must map {name} {shape_str(x)} to (..., T, E_phi) keeping the leading dims, got {got}"
             )
     if fq.shape[-1] != fk.shape[-1]:
-        raise ValueError(f"feature_map gave F={fq.shape[-1]} features for query but F={fk.shape[-1]} for key")
+        raise ValueError(f"feature_map gave E_phi={fq.shape[-1]} features for query but E_phi={fk.shape[-1]} for key")
     L, S = query.shape[-2], key.shape[-2]
     if not causal:
-        kv = fk.transpose(-2, -1) @ value  # (..., F, Ev): sum_j phi(k_j) v_j^T
-        z = fk.sum(dim=-2)  # (..., F): sum_j phi(k_j)
+        kv = fk.transpose(-2, -1) @ value  # (..., E_phi, Ev): sum_j phi(k_j)^T v_j
+        z = fk.sum(dim=-2)  # (..., E_phi): sum_j phi(k_j)
         num = fq @ kv  # (..., L, Ev)
         den = (fq * z[..., None, :]).sum(dim=-1)  # (..., L)
     else:
-        kv = torch.cumsum(fk[..., :, :, None] * value[..., :, None, :], dim=-3)  # (..., S, F, Ev): prefix sums
-        z = torch.cumsum(fk, dim=-2)  # (..., S, F)
+        kv = torch.cumsum(fk[..., :, :, None] * value[..., :, None, :], dim=-3)  # (..., S, E_phi, Ev): prefix sums
+        z = torch.cumsum(fk, dim=-2)  # (..., S, E_phi)
         last = torch.clamp(torch.arange(L, device=query.device), max=S - 1)  # (L,): key prefix each query sees
-        kv, z = kv[..., last, :, :], z[..., last, :]  # (..., L, F, Ev), (..., L, F)
+        kv, z = kv[..., last, :, :], z[..., last, :]  # (..., L, E_phi, Ev), (..., L, E_phi)
         num = (fq[..., :, :, None] * kv).sum(dim=-2)  # (..., L, Ev)
         den = (fq * z).sum(dim=-1)  # (..., L)
     return num / torch.where(den == 0, torch.ones_like(den), den)[..., None]  # (..., L, Ev)
@@ -312,7 +317,8 @@ def linear_attention(
 class KVCache:
     r"""The keys and values of the tokens decoded so far, per head.
 
-    Fields: ``keys`` (B, H, t, D/H) and ``values`` (B, H, t, D/H), t >= 1.
+    Fields: ``keys`` (B, H, t, D/H) and ``values`` (B, H, t, D/H), t >= 1 the
+    number of positions cached and D/H the head size (E in ``book/notation.md``).
     :meth:`append` returns a *new* cache with one more position (``torch.cat``):
     the old cache stays valid, which keeps the code simple and lets a caller
     branch from any point, at the price of copying the whole cache every step
@@ -339,14 +345,14 @@ class KVCache:
         return self.keys.shape[2]
 
     def append(self, key: torch.Tensor, value: torch.Tensor) -> "KVCache":
-        """A new cache with ``key`` and ``value`` (B, H, n, D/H) added after the cached positions."""
+        """A new cache with ``key`` and ``value`` (B, H, L, D/H), L new positions, added after the cached ones."""
         for name, x in (("key", key), ("value", value)):
             require_float(name, x)
             if x.dim() != 4 or x.shape[:2] != self.keys.shape[:2] or x.shape[3] != self.keys.shape[3]:
                 raise ValueError(
-                    f"{name} must be (B, H, n, D/H) matching the cache {shape_str(self.keys)}, got {shape_str(x)}"
+                    f"{name} must be (B, H, L, D/H) matching the cache {shape_str(self.keys)}, got {shape_str(x)}"
                 )
-        return KVCache(torch.cat([self.keys, key], dim=2), torch.cat([self.values, value], dim=2))  # (B, H, t+n, D/H)
+        return KVCache(torch.cat([self.keys, key], dim=2), torch.cat([self.values, value], dim=2))  # (B, H, t+L, D/H)
 
 
 class CausalSelfAttention(nn.Module):

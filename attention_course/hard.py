@@ -1,23 +1,24 @@
 r"""Training hard attention: REINFORCE, straight-through Gumbel-softmax, and soft attention.
 
-Hard attention picks one key, :math:`i \sim a = \mathrm{softmax}(e)`, and uses
-its value :math:`v_i`. The pick is a step function of the scores, so the
-loss :math:`\ell(v_i)` has no gradient with respect to them. Two ways round it:
+Hard attention picks one key, :math:`j \sim a = \mathrm{softmax}(z)` for scores z, and
+uses its value :math:`v_j`. The pick is a step function of the scores, so the
+loss :math:`\mathcal{L}(v_j)` has no gradient with respect to them. Two ways round it:
 
 - **REINFORCE** (score-function estimator; Williams 1992, used by Mnih et al.
-  2014 and Xu et al. 2015): :math:`\nabla_\theta\, \mathbb{E}_{i\sim a}[\ell_i]
-  = \mathbb{E}_{i\sim a}[(\ell_i - b)\, \nabla_\theta \log a_i]` for any
-  baseline :math:`b` that does not depend on :math:`i`. Unbiased; its variance
+  2014 and Xu et al. 2015): :math:`\nabla_\theta\, \mathbb{E}_{j\sim a}[\mathcal{L}_j]
+  = \mathbb{E}_{j\sim a}[(\mathcal{L}_j - b)\, \nabla_\theta \log a_j]` for any
+  baseline :math:`b` that does not depend on :math:`j`. Unbiased; its variance
   is what the baseline reduces.
 - **Straight-through Gumbel-softmax** (Jang et al. 2017): the forward pass uses
-  the one-hot pick :math:`\mathrm{onehot}(\arg\max_i (\log a_i + g_i))`, the
+  the one-hot pick :math:`\mathrm{onehot}(\arg\max_j (\log a_j + g_j))`, the
   backward pass the gradient of the soft sample
   :math:`\mathrm{softmax}((\log a + g)/\tau)`. Low variance, but biased.
 
 :class:`Picker` is the small model of chapter 4's task
 (:func:`attention_course.data.find_by_colour`): one query (the asked colour),
 S keys (the items), values (the items' symbols), and a classifier on the
-context. Taught in chapter 4 (hard attention).
+context. Shapes: B examples (a batch of the task), S items, E the model's
+width (``size``). Taught in chapter 4 (hard attention).
 """
 
 from __future__ import annotations
@@ -50,9 +51,10 @@ METHODS = ("soft", "reinforce", "reinforce_no_baseline", "gumbel_st")
 class Picker(nn.Module):
     r"""Attend from the asked colour over S items, then name the chosen symbol.
 
-    query :math:`q = W_q\, \mathrm{ask}(c)`; keys :math:`k_i = W_k(\mathrm{sym}(s_i) + \mathrm{col}(c_i))`;
-    scores :math:`q^\top k_i / \sqrt{E}`; values :math:`v_i = \mathrm{val}(s_i)`;
-    logits = ``out(context)``. The scoring parameters (:meth:`score_parameters`)
+    query :math:`q = \mathrm{ask}(c)\, W_q`; keys :math:`k_j = (\mathrm{sym}(s_j) + \mathrm{col}(c_j))\, W_k`;
+    scores :math:`q\, k_j^\top / \sqrt{E}`; values :math:`v_j = \mathrm{val}(s_j)`;
+    logits = ``out(context)``. Row vectors, as in ``book/notation.md``
+    (``proj_q.weight`` is :math:`W_q^\top`, ``nn.Linear``'s layout). The scoring parameters (:meth:`score_parameters`)
     only move the weights; the value and output parameters only read the context.
     """
 
@@ -73,14 +75,14 @@ class Picker(nn.Module):
                 *self.proj_q.parameters(), *self.proj_k.parameters()]
 
     def log_weights(self, task: FindTask) -> torch.Tensor:
-        """log a (N, S): the log-softmax of the scaled dot-product scores."""
-        q = self.proj_q(self.ask(task.query))  # (N, E)
-        k = self.proj_k(self.symbol(task.symbols) + self.colour(task.colours))  # (N, S, E)
-        scores = (k @ q[:, :, None])[..., 0] / math.sqrt(self.size)  # (N, S)
+        """log a (B, S): the log-softmax of the scaled dot-product scores."""
+        q = self.proj_q(self.ask(task.query))  # (B, E)
+        k = self.proj_k(self.symbol(task.symbols) + self.colour(task.colours))  # (B, S, E)
+        scores = (k @ q[:, :, None])[..., 0] / math.sqrt(self.size)  # (B, S)
         return torch.log_softmax(scores, dim=-1)
 
     def values(self, task: FindTask) -> torch.Tensor:
-        """v (N, S, E)."""
+        """v (B, S, E)."""
         return self.value(task.symbols)
 
 
@@ -115,9 +117,10 @@ def reinforce_surrogate(log_probs: torch.Tensor, picked: torch.Tensor, rewards: 
                         baseline: float | torch.Tensor = 0.0) -> torch.Tensor:
     r"""A scalar whose gradient is the REINFORCE estimate of :math:`-\nabla\,\mathbb{E}[R]`.
 
-    :math:`-\frac{1}{B}\sum_b (R_b - b)\, \log a_{b, i_b}`, the advantage
-    :math:`R_b - b` held constant (detached). Minimising it raises the log-probability
-    of picks that did better than the baseline.
+    :math:`-\frac{1}{B}\sum_n (R_n - b)\, \log a_{n, j_n}` over the examples n
+    of the batch, with baseline b and the advantage :math:`R_n - b` held
+    constant (detached). Minimising it raises the log-probability of picks
+    that did better than the baseline.
 
     Shapes: log_probs (B, S), picked (B,) long, rewards (B,) -> scalar.
     """
@@ -135,53 +138,55 @@ def reinforce_surrogate(log_probs: torch.Tensor, picked: torch.Tensor, rewards: 
 
 
 def _per_item_losses(model: Picker, task: FindTask, values: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy (N, S) of the answer read from each item's value alone."""
-    logits = model.out(values)  # (N, S, V)
+    """Cross-entropy (B, S) of the answer read from each item's value alone."""
+    logits = model.out(values)  # (B, S, n_symbols)
     N, S, V = logits.shape
-    target = task.target[:, None].expand(N, S)  # (N, S)
+    target = task.target[:, None].expand(N, S)  # (B, S)
     return F.cross_entropy(logits.reshape(N * S, V), target.reshape(-1), reduction="none").reshape(N, S)
 
 
 def expected_loss(model: Picker, task: FindTask) -> torch.Tensor:
-    r""":math:`\frac1N \sum_n \sum_i a_{ni}\, \ell_{ni}`: hard attention's loss averaged exactly over its pick.
+    r""":math:`\frac1B \sum_n \sum_j a_{nj}\, \mathcal{L}_{nj}`: hard attention's loss averaged exactly over its pick.
 
     S is small here, so the expectation that REINFORCE estimates by sampling can
     be summed outright; its gradient is the exact one the estimators aim at.
+    :math:`\mathcal{L}_{nj}` is example n's loss if it picks item j.
     """
-    logp = model.log_weights(task)  # (N, S)
+    logp = model.log_weights(task)  # (B, S)
     return (logp.exp() * _per_item_losses(model, task, model.values(task))).sum(-1).mean()
 
 
 def method_loss(model: Picker, task: FindTask, method: str, *, baseline: float = 0.0, tau: float = 1.0,
                 entropy: float = 0.0, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """The loss to backpropagate for one batch, and the per-example cross-entropy (N,) it is built on.
+    r"""The loss to backpropagate for one batch, and the per-example cross-entropy (B,) it is built on.
 
     ``soft``: classify the weighted sum of values. ``reinforce``: sample a pick,
     classify its value, add :func:`reinforce_surrogate` with reward
     ``-cross-entropy`` and ``baseline``. ``reinforce_no_baseline``: the same with
     baseline 0. ``gumbel_st``: classify the value picked by
     :func:`straight_through_gumbel`. ``baseline`` is in loss units (the
-    reward is minus the loss). ``entropy`` > 0 adds ``-entropy * H(a)`` for the
-    REINFORCE methods, a bonus for keeping the pick uncertain.
+    reward is minus the loss). ``entropy`` > 0 adds ``-entropy`` times the
+    entropy of a, :math:`-\sum_j a_j \log a_j`, for the REINFORCE methods: a
+    bonus for keeping the pick uncertain.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    logp = model.log_weights(task)  # (N, S)
-    v = model.values(task)  # (N, S, E)
+    logp = model.log_weights(task)  # (B, S)
+    v = model.values(task)  # (B, S, E)
     if method == "soft":
-        context = (logp.exp()[:, None, :] @ v)[:, 0]  # (N, E)
+        context = (logp.exp()[:, None, :] @ v)[:, 0]  # (B, E)
         ce = F.cross_entropy(model.out(context), task.target, reduction="none")
         return ce.mean(), ce.detach()
     if method == "gumbel_st":
-        w = straight_through_gumbel(logp, tau, generator=generator)  # (N, S), one-hot forward
-        context = (w[:, None, :] @ v)[:, 0]  # (N, E): the picked value
+        w = straight_through_gumbel(logp, tau, generator=generator)  # (B, S), one-hot forward
+        context = (w[:, None, :] @ v)[:, 0]  # (B, E): the picked value
         ce = F.cross_entropy(model.out(context), task.target, reduction="none")
         return ce.mean(), ce.detach()
-    picked = torch.multinomial(logp.detach().exp(), 1, generator=generator)[:, 0]  # (N,)
-    context = v[torch.arange(len(task)), picked]  # (N, E)
+    picked = torch.multinomial(logp.detach().exp(), 1, generator=generator)[:, 0]  # (B,)
+    context = v[torch.arange(len(task)), picked]  # (B, E)
     ce = F.cross_entropy(model.out(context), task.target, reduction="none")
     b = baseline if method == "reinforce" else 0.0
-    bonus = entropy * (logp.exp() * logp).sum(-1).mean()  # -entropy * H(a), averaged over the batch
+    bonus = entropy * (logp.exp() * logp).sum(-1).mean()  # -entropy times the entropy of a, averaged over the batch
     return ce.mean() + reinforce_surrogate(logp, picked, -ce, -b) + bonus, ce.detach()
 
 
@@ -190,7 +195,7 @@ def accuracy(model: Picker, task: FindTask, method: str) -> tuple[float, float]:
     """(answer accuracy, pick accuracy): hard methods pick the argmax item; soft classifies the weighted sum."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    logp = model.log_weights(task)  # (N, S)
+    logp = model.log_weights(task)  # (B, S)
     v = model.values(task)
     if method == "soft":
         context = (logp.exp()[:, None, :] @ v)[:, 0]
@@ -244,7 +249,7 @@ def train_picker(model: Picker, task: FindTask, method: str, steps: int, *, batc
 
 def gradient_estimates(model: Picker, task: FindTask, method: str, n: int, *, tau: float = 1.0,
                        generator: torch.Generator | None = None) -> torch.Tensor:
-    """``n`` independent estimates (n, P) of the gradient of the scoring parameters on one batch.
+    """``n`` independent estimates of the gradient of the scoring parameters on one batch: (n, n_params).
 
     ``method`` is one of :data:`METHODS` or ``"exact"`` (the gradient of
     :func:`expected_loss`, the same every time). REINFORCE's baseline here is the
@@ -262,4 +267,4 @@ def gradient_estimates(model: Picker, task: FindTask, method: str, n: int, *, ta
         grads = torch.autograd.grad(loss, params, allow_unused=True)
         rows.append(torch.cat([(gr if gr is not None else torch.zeros_like(p)).reshape(-1)
                                for gr, p in zip(grads, params)]))
-    return torch.stack(rows)  # (n, P)
+    return torch.stack(rows)  # (n, n_params): one estimate per row

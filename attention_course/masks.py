@@ -29,6 +29,8 @@ def causal_mask(L: int, S: int | None = None, *, device: torch.device | str | No
 
     .. math:: M_{ij} = [\, j \le i \,]
 
+    for query i and key j, both 0-based as in the code.
+
     Top-left aligned, like PyTorch's ``is_causal=True``: when ``S != L`` row ``i``
     still sees keys ``0..i``.
 
@@ -49,7 +51,9 @@ def causal_mask(L: int, S: int | None = None, *, device: torch.device | str | No
 def padding_mask(lengths: torch.Tensor, S: int) -> torch.Tensor:
     r"""Mask that hides the padding at the end of each sequence of a batch.
 
-    .. math:: M_{bj} = [\, j < \text{lengths}_b \,]
+    .. math:: M_{nj} = [\, j < \text{lengths}_n \,]
+
+    for sequence n of the batch and 0-based key position j.
 
     Args:
         lengths: int tensor (B,), each in 0..S: the true length of each sequence.

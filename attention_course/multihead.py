@@ -5,8 +5,12 @@ r"""Multi-head attention: project, split into heads, attend per head, merge, pro
     \mathrm{MHA}(Q, K, V) = [\mathrm{head}_1; \dots; \mathrm{head}_H]\, W_o
 
 The heads' *outputs* are concatenated and projected by :math:`W_o`; their
-weights are not concatenated. With head size D/H the parameter count and the
-cost are about those of one full-width head. Taught in chapter 6.
+weights are not concatenated. With head size E = D/H the parameter count and
+the cost are about those of one full-width head. Vectors are rows
+(``book/notation.md``): :math:`W_q^{(h)}` is (D, E), and ``q_proj`` holds the H
+of them side by side as one (D, D) map, whose ``nn.Linear`` ``weight`` is its
+transpose (likewise ``k_proj``, ``v_proj``; ``out_proj`` is :math:`W_o`, (H·E, D)).
+Taught in chapter 6.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ __all__ = ["split_heads", "merge_heads", "MultiHeadAttention"]
 
 
 def split_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
-    """Split the feature axis into heads: (B, T, D) -> (B, H, T, D/H).
+    """Split the feature axis into heads: (B, T, D) -> (B, H, T, D/H), D/H = E the head size.
 
     Equivalent to ``x.view(B, T, H, D // H).transpose(1, 2)``.
     """
@@ -36,16 +40,16 @@ def split_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
 
 
 def merge_heads(x: torch.Tensor) -> torch.Tensor:
-    """Concatenate the heads back: (B, H, T, Dh) -> (B, T, H * Dh).
+    """Concatenate the heads back: (B, H, T, E) -> (B, T, H * E), E the head size.
 
     Inverse of :func:`split_heads`. Equivalent to
-    ``x.transpose(1, 2).reshape(B, T, H * Dh)``.
+    ``x.transpose(1, 2).reshape(B, T, H * E)``.
     """
     require_float("x", x)
     if x.dim() != 4:
-        raise ValueError(f"x must be (B, H, T, Dh), got shape {shape_str(x)}")
+        raise ValueError(f"x must be (B, H, T, E), got shape {shape_str(x)}")
     B, H, T, Dh = x.shape
-    return x.transpose(1, 2).reshape(B, T, H * Dh)  # (B, T, H*Dh)
+    return x.transpose(1, 2).reshape(B, T, H * Dh)  # (B, T, H*E), Dh = E
 
 
 class MultiHeadAttention(nn.Module):

@@ -5,12 +5,15 @@ tokens and the outputs shuffle the same way. These inject order.
 
 - Sinusoidal (Vaswani et al. 2017):
   :math:`PE_{p,2i} = \sin(p\,\omega_i),\ PE_{p,2i+1} = \cos(p\,\omega_i),\ \omega_i = 10000^{-2i/D}`.
-  For every offset k there is a fixed matrix :math:`M_k` with
-  :math:`PE_{p+k} = M_k\, PE_p` (:func:`sinusoidal_shift_matrix`).
+  p is the position value: the token at position 1 gets :math:`PE_0` (row 0
+  of the table), the next :math:`PE_1`, and so on. For every offset k there is a
+  fixed matrix :math:`M_k` with :math:`PE_{p+k} = M_k\, PE_p`
+  (:func:`sinusoidal_shift_matrix`).
 - Learned: one trained vector per position (:class:`LearnedPositionalEmbedding`).
 - Rotary (Su et al. 2021): rotate each pair of query/key features by the angle
   :math:`p\,\omega_i`, so that :math:`\langle R_p q, R_{p'} k\rangle` depends only
-  on :math:`p - p'` (:func:`rotary_embedding`).
+  on :math:`p - p'` (:func:`rotary_embedding`). Here i numbers the pairs of
+  features, i = 0..D/2 - 1 (or E/2 - 1).
 
 All batch-first. Taught in chapter 7.
 """
@@ -49,8 +52,10 @@ def sinusoidal_encoding(num_positions: int, d_model: int, base: float = 10000.0)
 
     .. math:: PE_{p,2i} = \sin(p\,\omega_i),\quad PE_{p,2i+1} = \cos(p\,\omega_i),\quad \omega_i = \text{base}^{-2i/D}
 
-    Returns float32 (P, D), P = ``num_positions``, D = ``d_model`` (even).
-    Add it to batch-first input as ``x + pe[:T]``: (B, T, D) + (T, D).
+    Returns float32 (P, D), P = ``num_positions``, D = ``d_model`` (even): row
+    p is :math:`PE_p`, the encoding of position value p = 0..P-1 (0-based, so
+    the first token gets row 0). Add it to batch-first input as
+    ``x + pe[:T]``: (B, T, D) + (T, D).
     """
     _check_sizes(num_positions, d_model)
     angles = torch.arange(num_positions, dtype=torch.float64)[:, None] * _frequencies(d_model, base)  # (P, D/2)
@@ -61,8 +66,10 @@ def sinusoidal_encoding(num_positions: int, d_model: int, base: float = 10000.0)
 
 
 def sinusoidal_shift_matrix(k: int, d_model: int, base: float = 10000.0) -> torch.Tensor:
-    r"""The matrix :math:`M_k` with :math:`PE_{p+k} = M_k\,PE_p` for every position p.
+    r"""The matrix :math:`M_k` with :math:`PE_{p+k} = M_k\,PE_p` for every position value p.
 
+    The table's rows are taken here as column vectors, ``pe[p + k] == M_k @ pe[p]``;
+    in the course's row convention the same map reads :math:`PE_{p+k} = PE_p M_k^\top`.
     Block-diagonal: for each frequency :math:`\omega_i` a 2x2 rotation by
     :math:`k\,\omega_i` acting on the pair (sin, cos). It depends on k, not on p:
     a relative shift is a linear map of the encoding.
@@ -129,11 +136,11 @@ def rotary_embedding(x: torch.Tensor, positions: torch.Tensor | None = None, bas
         \begin{pmatrix} x_{2i} \\ x_{2i+1} \end{pmatrix},\qquad \omega_i = \text{base}^{-2i/E}
 
     Apply it to queries and keys (not values) before the dot product:
-    :math:`\langle R_p q, R_{p'} k \rangle = q^\top R_{p'-p}\, k` depends only on the
+    :math:`\langle R_p q, R_{p'} k \rangle = \langle q, R_{p'-p}\, k \rangle` depends only on the
     offset. Adjacent pairs (2i, 2i+1) as in Su et al. 2021.
 
-    Shapes: x (..., T, E) with E even; positions (T,) int or float, default
-    ``0..T-1``. Returns a new tensor of x's shape and dtype.
+    Shapes: x (..., T, E) with E even; positions (T,) int or float, the
+    position values p, default ``0..T-1``. Returns a new tensor of x's shape and dtype.
     """
     require_float("x", x)
     if x.dim() < 2 or x.shape[-1] % 2:

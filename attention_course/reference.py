@@ -20,7 +20,7 @@ def _shape(a: np.ndarray) -> str:
 
 
 def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
-    r"""Stable softmax: :math:`e^{x_i - \max x} / \sum_j e^{x_j - \max x}` along ``axis``."""
+    r"""Stable softmax: :math:`e^{x_j - \max x} / \sum_{j'} e^{x_{j'} - \max x}` along ``axis``."""
     x = np.asarray(x, dtype=np.float64)
     e = np.exp(x - x.max(axis=axis, keepdims=True))
     return e / e.sum(axis=axis, keepdims=True)

@@ -6,16 +6,22 @@ Each takes query (..., L, Eq) and key (..., S, Ek) and returns raw scores
 =============  ===========================================  ===================
 rule           score(q, k)                                  proposed in
 =============  ===========================================  ===================
-dot            :math:`q^\top k`                             Luong et al. 2015
-general        :math:`q^\top W k`                           Luong et al. 2015
-scaled dot     :math:`q^\top k / \sqrt{d_k}`                Vaswani et al. 2017
-concat         :math:`v^\top \tanh(W [q; k])`               Luong et al. 2015
-additive       :math:`v^\top \tanh(W_q q + W_k k)`          Bahdanau et al. 2014
+dot            :math:`q\, k^\top`                           Luong et al. 2015
+general        :math:`q\, W k^\top`                         Luong et al. 2015
+scaled dot     :math:`q\, k^\top / \sqrt{d_k}`              Vaswani et al. 2017
+concat         :math:`\tanh([q; k]\, W)\, v`                Luong et al. 2015
+additive       :math:`\tanh(q W_q + k W_k)\, v`             Bahdanau et al. 2014
 =============  ===========================================  ===================
 
-Additive is concat with ``W = [W_q | W_k]`` split into two blocks. The
-functions take the parameters explicitly; the ``nn.Module`` classes own them.
-Taught in chapter 3 (scoring rules).
+Vectors are rows and multiply the weights from the left (``book/notation.md``):
+W is (Eq, Ek) for general, (Eq + Ek, A) for concat, and W_q (Eq, A), W_k (Ek, A),
+v (A,) for additive; :math:`[q; k]` is the query and the key joined into one row.
+Additive is concat with W cut into two blocks of rows,
+:math:`W = \begin{bmatrix} W_q \\ W_k \end{bmatrix}`, so that
+:math:`[q; k]\, W = q W_q + k W_k`. The functions take the parameters
+explicitly, the concat and additive ones in ``nn.Linear``'s layout
+(``weight`` is the transpose of the W written here); the ``nn.Module``
+classes own them. Taught in chapter 3 (scoring rules).
 """
 
 from __future__ import annotations
@@ -44,7 +50,7 @@ __all__ = [
 
 
 def dot_scores(query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
-    r"""Dot-product scores :math:`q^\top k`.
+    r"""Dot-product scores :math:`q\, k^\top`.
 
     Shapes: query (..., L, E), key (..., S, E) -> (..., L, S).
 
@@ -56,9 +62,9 @@ def dot_scores(query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
 
 
 def scaled_dot_scores(query: torch.Tensor, key: torch.Tensor, scale: float | None = None) -> torch.Tensor:
-    r"""Scaled dot-product scores :math:`q^\top k / \sqrt{d_k}`.
+    r"""Scaled dot-product scores :math:`q\, k^\top / \sqrt{d_k}`.
 
-    For q and k with independent unit-variance entries, :math:`q^\top k` has
+    For q and k with independent unit-variance entries, :math:`q\, k^\top` has
     variance :math:`d_k`; dividing by :math:`\sqrt{d_k}` brings it back to 1 and
     keeps the softmax out of saturation. It changes no computational cost:
     the query is scaled before the product, L*E multiplications beside the
@@ -74,9 +80,9 @@ def scaled_dot_scores(query: torch.Tensor, key: torch.Tensor, scale: float | Non
 
 
 def general_scores(query: torch.Tensor, key: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    r"""General (bilinear) scores :math:`q^\top W k`.
+    r"""General (bilinear) scores :math:`q\, W k^\top`.
 
-    Shapes: query (..., L, Eq), key (..., S, Ek), weight (Eq, Ek) -> (..., L, S).
+    Shapes: query (..., L, Eq), key (..., S, Ek), weight W (Eq, Ek) -> (..., L, S).
 
     Equivalent to ``query @ weight @ key.transpose(-2, -1)``.
     """
@@ -96,14 +102,15 @@ def _check_v(v: torch.Tensor, hidden: int) -> None:
 
 
 def concat_scores(query: torch.Tensor, key: torch.Tensor, weight: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    r"""Concat scores :math:`v^\top \tanh(W [q; k])`.
+    r"""Concat scores :math:`\tanh([q; k]\, W)\, v`.
 
-    Every (query, key) pair is concatenated, passed through one linear layer
-    and a tanh, and reduced to a number by ``v``.
+    Every (query, key) pair is joined into one row, passed through one linear
+    layer and a tanh, and reduced to a number by ``v``.
 
     Shapes: query (..., L, Eq), key (..., S, Ek), weight (A, Eq + Ek), v (A,)
-    -> (..., L, S). Builds an (..., L, S, Eq + Ek) tensor: fine for teaching,
-    wasteful at scale (see :func:`additive_scores`).
+    -> (..., L, S). ``weight`` is :math:`W^\top`, W (Eq + Ek, A) in
+    ``nn.Linear``'s layout. Builds an (..., L, S, Eq + Ek) tensor: fine for
+    teaching, wasteful at scale (see :func:`additive_scores`).
     """
     check_qkv(query, key)
     require_float("weight", weight)
@@ -115,20 +122,22 @@ def concat_scores(query: torch.Tensor, key: torch.Tensor, weight: torch.Tensor, 
     q = query.unsqueeze(-2).expand(*query.shape[:-1], S, Eq)  # (..., L, S, Eq)
     k = key.unsqueeze(-3).expand(*key.shape[:-2], L, S, Ek)  # (..., L, S, Ek)
     pairs = torch.cat([q, k], dim=-1)  # (..., L, S, Eq + Ek)
-    return torch.tanh(pairs @ weight.T) @ v  # (..., L, S)
+    return torch.tanh(pairs @ weight.T) @ v  # (..., L, S): [q; k] W, tanh, then v
 
 
 def additive_scores(
     query: torch.Tensor, key: torch.Tensor, weight_q: torch.Tensor, weight_k: torch.Tensor, v: torch.Tensor
 ) -> torch.Tensor:
-    r"""Additive (Bahdanau) scores :math:`v^\top \tanh(W_q q + W_k k)`.
+    r"""Additive (Bahdanau) scores :math:`\tanh(q W_q + k W_k)\, v`.
 
-    The same function as :func:`concat_scores` with ``W = [W_q | W_k]``, but the
-    two projections are computed once per query and once per key and only
-    their sum is formed per pair.
+    The same function as :func:`concat_scores` with W cut into the blocks of
+    rows :math:`W_q` (Eq, A) and :math:`W_k` (Ek, A), but the two projections
+    are computed once per query and once per key and only their sum is formed
+    per pair.
 
     Shapes: query (..., L, Eq), key (..., S, Ek), weight_q (A, Eq),
-    weight_k (A, Ek), v (A,) -> (..., L, S).
+    weight_k (A, Ek), v (A,) -> (..., L, S). ``weight_q`` and ``weight_k`` are
+    :math:`W_q^\top` and :math:`W_k^\top`, in ``nn.Linear``'s layout.
     """
     check_qkv(query, key)
     require_float("weight_q", weight_q)
@@ -140,8 +149,8 @@ def additive_scores(
             f"weight_k must be (A, Ek) = ({weight_q.shape[0]}, {key.shape[-1]}), got {shape_str(weight_k)}"
         )
     _check_v(v, weight_q.shape[0])
-    q = query @ weight_q.T  # (..., L, A)
-    k = key @ weight_k.T  # (..., S, A)
+    q = query @ weight_q.T  # (..., L, A): q W_q
+    k = key @ weight_k.T  # (..., S, A): k W_k
     return torch.tanh(q.unsqueeze(-2) + k.unsqueeze(-3)) @ v  # (..., L, S, A) -> (..., L, S)
 
 
@@ -172,7 +181,7 @@ class GeneralScore(nn.Module):
 
 
 class ConcatScore(nn.Module):
-    """:func:`concat_scores` with learned W (A, Eq + Ek) and v (A,)."""
+    """:func:`concat_scores` with learned W (Eq + Ek, A) and v (A,); ``proj.weight`` (A, Eq + Ek) is W transposed."""
 
     def __init__(self, query_size: int, key_size: int, hidden_size: int) -> None:
         super().__init__()
@@ -184,7 +193,10 @@ class ConcatScore(nn.Module):
 
 
 class AdditiveScore(nn.Module):
-    """:func:`additive_scores` with learned W_q (A, Eq), W_k (A, Ek) and v (A,)."""
+    r""":func:`additive_scores` with learned W_q (Eq, A), W_k (Ek, A) and v (A,).
+
+    ``proj_q(query)`` is :math:`q W_q`: ``proj_q.weight`` (A, Eq) is :math:`W_q^\top`, as ``nn.Linear`` stores it.
+    """
 
     def __init__(self, query_size: int, key_size: int, hidden_size: int) -> None:
         super().__init__()

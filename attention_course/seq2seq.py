@@ -1,7 +1,8 @@
 r"""Recurrent encoder–decoder (seq2seq) models, with and without attention.
 
 - :class:`Encoder`: embedding + GRU over the source; returns every state
-  :math:`h_1..h_S` (B, S, H) and the final one :math:`h_S` (B, H).
+  :math:`h_1..h_S` (B, S, D) and the final one :math:`h_S` (B, D), D the
+  recurrent state's width (``hidden_size``).
 - :class:`Decoder`: a GRU cell that produces the target one token at a time.
   Without attention (``score=None``) every step sees the same fixed context
   :math:`c = h_S` (Cho et al. 2014). With attention (any scoring module from
@@ -15,6 +16,8 @@ r"""Recurrent encoder–decoder (seq2seq) models, with and without attention.
 - :func:`train`: teacher forcing, Adam, gradient clipping, a tqdm progress bar.
 - :func:`token_accuracy` and :func:`accuracy_by_length`: greedy-decoding accuracy.
 
+Shapes: B batch, S source length, T target length, D state width, Emb
+embedding width, ``vocab_size`` the target vocabulary (``len(tgt_vocab)``).
 Taught in chapters 1 (the bottleneck) and 2 (soft attention).
 """
 
@@ -41,8 +44,8 @@ __all__ = [
 class Encoder(nn.Module):
     """Embedding + one-layer GRU, batch-first, padding-aware.
 
-    ``forward(src (B, S), lengths (B,))`` -> states (B, S, H) (zero at padding)
-    and the final state (B, H) at each sequence's last real token. Pass
+    ``forward(src (B, S), lengths (B,))`` -> states (B, S, D) (zero at padding)
+    and the final state (B, D) at each sequence's last real token. Pass
     ``embedded`` (B, S, Emb) to run on given embeddings (to take gradients
     with respect to each input position, chapter 1).
     """
@@ -63,9 +66,9 @@ class Encoder(nn.Module):
             raise ValueError(f"lengths must lie in 1..S={S}, got min {int(lengths.min())} and max {int(lengths.max())}")
         x = self.embedding(src) if embedded is None else embedded  # (B, S, Emb)
         packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        out, h = self.gru(packed)  # h: (1, B, H)
-        states, _ = pad_packed_sequence(out, batch_first=True, total_length=S)  # (B, S, H)
-        return states, h[-1]  # (B, S, H), (B, H)
+        out, h = self.gru(packed)  # h: (1, B, D)
+        states, _ = pad_packed_sequence(out, batch_first=True, total_length=S)  # (B, S, D)
+        return states, h[-1]  # (B, S, D), (B, D)
 
 
 class Decoder(nn.Module):
@@ -74,7 +77,10 @@ class Decoder(nn.Module):
     Step t: context :math:`c_t` (fixed, or attention over the encoder states with
     the previous state :math:`s_{t-1}` as the query); new state
     :math:`s_t = \mathrm{GRU}([y_{t-1}; c_t], s_{t-1})`; logits from
-    :math:`[s_t; c_t; y_{t-1}]`. The initial state is :math:`\\tanh(W h_S)`.
+    :math:`[s_t; c_t; y_{t-1}]`. The initial state is :math:`s_0 = \tanh(h_S W_\text{init} + b)`
+    (row vectors; ``self.init.weight`` is :math:`W_\text{init}^\top`, as ``nn.Linear`` stores it).
+    States are (B, D); ``context_size`` is the encoder's state width, D in
+    :func:`make_seq2seq`, which gives both the same ``hidden_size``.
     """
 
     def __init__(self, vocab_size: int, embed_size: int, hidden_size: int, context_size: int,
@@ -91,22 +97,22 @@ class Decoder(nn.Module):
         return self.score is not None
 
     def initial_state(self, final: torch.Tensor) -> torch.Tensor:
-        return torch.tanh(self.init(final))  # (B, H)
+        return torch.tanh(self.init(final))  # (B, D)
 
     def step(
         self, y_prev: torch.Tensor, state: torch.Tensor, enc_states: torch.Tensor, final: torch.Tensor,
         mask: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """One step: y_prev (B,), state (B, H) -> logits (B, V), new state (B, H), weights (B, S) or None."""
+        """One step: y_prev (B,), state (B, D) -> logits (B, vocab_size), new state (B, D), weights (B, S) or None."""
         e = self.embedding(y_prev)  # (B, Emb)
         if self.score is None:
             context, weights = final, None  # the same c at every step
         else:
             scores = self.score(state[:, None, :], enc_states)  # (B, 1, S)
-            context, weights = attend(scores, enc_states, mask[:, None, :])  # (B, 1, Hc), (B, 1, S)
-            context, weights = context[:, 0], weights[:, 0]  # (B, Hc), (B, S)
-        state = self.cell(torch.cat([e, context], dim=-1), state)  # (B, H)
-        logits = self.out(torch.cat([state, context, e], dim=-1))  # (B, V)
+            context, weights = attend(scores, enc_states, mask[:, None, :])  # (B, 1, D), (B, 1, S)
+            context, weights = context[:, 0], weights[:, 0]  # (B, D), (B, S)
+        state = self.cell(torch.cat([e, context], dim=-1), state)  # (B, D)
+        logits = self.out(torch.cat([state, context, e], dim=-1))  # (B, vocab_size)
         return logits, state, weights
 
 
@@ -120,17 +126,17 @@ class Seq2Seq(nn.Module):
     def forward(
         self, src: torch.Tensor, lengths: torch.Tensor, tgt_in: torch.Tensor, embedded: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Teacher forcing: logits (B, T, V) for every target step, and weights (B, T, S) or None."""
-        enc_states, final = self.encoder(src, lengths, embedded)  # (B, S, Hc), (B, Hc)
+        """Teacher forcing: logits (B, T, vocab_size) for every target step, and weights (B, T, S) or None."""
+        enc_states, final = self.encoder(src, lengths, embedded)  # (B, S, D), (B, D)
         mask = padding_mask(lengths, src.shape[1])  # (B, S)
-        state = self.decoder.initial_state(final)  # (B, H)
+        state = self.decoder.initial_state(final)  # (B, D)
         logits, weights = [], []
         for t in range(tgt_in.shape[1]):
             step_logits, state, w = self.decoder.step(tgt_in[:, t], state, enc_states, final, mask)
             logits.append(step_logits)
             weights.append(w)
         all_weights = torch.stack(weights, dim=1) if self.decoder.uses_attention else None  # (B, T, S)
-        return torch.stack(logits, dim=1), all_weights  # (B, T, V)
+        return torch.stack(logits, dim=1), all_weights  # (B, T, vocab_size)
 
 
 def make_seq2seq(src_vocab: Vocab, tgt_vocab: Vocab, *, attention: str | None, embed_size: int = 32,
@@ -176,7 +182,7 @@ def train(model: nn.Module, data: Iterator[Batch], steps: int, *, lr: float = 3e
           warmup: int = 0, desc: str = "training", progress: bool = True) -> dict[str, list[float] | float]:
     """Teacher-forced cross-entropy (padding ignored) with Adam and gradient clipping.
 
-    ``model(src, src_lengths, tgt_in)`` must return ``(logits (B, T, V), anything)``:
+    ``model(src, src_lengths, tgt_in)`` must return ``(logits (B, T, vocab_size), anything)``:
     a :class:`Seq2Seq` or an :class:`attention_course.transformer.Transformer`.
     ``warmup`` > 0 raises the learning rate linearly from ``lr / warmup`` to
     ``lr`` over the first ``warmup`` steps (0: constant ``lr``).
@@ -196,7 +202,7 @@ def train(model: nn.Module, data: Iterator[Batch], steps: int, *, lr: float = 3e
     bar = tqdm(range(steps), desc=desc, disable=not progress, mininterval=1.0)
     for _ in bar:
         batch = next(data)
-        logits, _ = model(batch.src, batch.src_lengths, batch.tgt_in)  # (B, T, V)
+        logits, _ = model(batch.src, batch.src_lengths, batch.tgt_in)  # (B, T, vocab_size)
         loss = loss_fn(logits.reshape(-1, logits.shape[-1]), batch.tgt_out.reshape(-1))
         optimiser.zero_grad()
         loss.backward()
@@ -251,7 +257,7 @@ def source_gradient_norms(model: Seq2Seq, batch: Batch) -> torch.Tensor:
     was_training = model.training
     model.train()
     embedded = model.encoder.embedding(batch.src).detach().requires_grad_(True)  # (B, S, Emb)
-    logits, _ = model(batch.src, batch.src_lengths, batch.tgt_in, embedded=embedded)  # (B, T, V)
+    logits, _ = model(batch.src, batch.src_lengths, batch.tgt_in, embedded=embedded)  # (B, T, vocab_size)
     loss = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.tgt_out.reshape(-1), ignore_index=0)
     (grad,) = torch.autograd.grad(loss, embedded)  # (B, S, Emb)
     model.train(was_training)

@@ -83,7 +83,7 @@ def best_times(fns: dict[str, Callable[[], object]], *, repeat: int = 7, warmup:
                min_seconds: float = 0.01, threads: int = 1) -> dict[str, float]:
     """:func:`best_time` for several functions at once, measured in interleaved rounds.
 
-    Round r times every function once (``number`` calls each, chosen per
+    Each round times every function once (``number`` calls each, chosen per
     function as :func:`best_time` does), so a burst of load from elsewhere on
     the machine slows all of them alike instead of whichever was being timed
     then. Returns the minimum seconds per call of each, by name. Use it when a

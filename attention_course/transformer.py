@@ -6,7 +6,7 @@ r"""The Transformer of Vaswani et al. 2017, from this package's pieces.
 - :class:`DecoderLayer`: masked (causal) self-attention over the target so far,
   cross-attention to the encoder's output, then feed-forward.
 - :class:`Transformer`: embeddings scaled by :math:`\sqrt{D}`, sinusoidal
-  positions, N encoder and N decoder layers, a linear output layer.
+  positions, :math:`N_\ell` encoder and :math:`N_\ell` decoder layers, a linear output layer.
 - :func:`greedy_decode`: autoregressive decoding, one token at a time.
 
 Where the layer norm goes is a choice, ``norm_first``:
@@ -181,14 +181,14 @@ class Transformer(nn.Module):
     Args:
         src_vocab_size, tgt_vocab_size: vocabulary sizes; id 0 is padding.
         d_model: width D; num_heads: H; d_ff: feed-forward width F;
-        num_layers: N encoder and N decoder layers;
+        num_layers: :math:`N_\ell` encoder and :math:`N_\ell` decoder layers;
         norm_first: pre-norm (True) or the paper's post-norm (False);
         max_positions: longest sequence the sinusoidal table covers.
 
     ``forward(src (B, S), src_lengths (B,), tgt_in (B, T))`` is the
-    teacher-forced pass: logits (B, T, V) and a dict of attention weights per
-    layer, ``{"encoder": [(B, H, S, S)...], "decoder_self": [(B, H, T, T)...],
-    "decoder_cross": [(B, H, T, S)...]}``. Same call as
+    teacher-forced pass: logits (B, T, tgt_vocab_size) and a dict of attention
+    weights per layer, ``{"encoder": [(B, H, S, S)...], "decoder_self":
+    [(B, H, T, T)...], "decoder_cross": [(B, H, T, S)...]}``. Same call as
     :class:`attention_course.seq2seq.Seq2Seq`, so :func:`attention_course.seq2seq.train`
     trains either.
     """
@@ -245,7 +245,7 @@ class Transformer(nn.Module):
 
     def decode(self, tgt_in: torch.Tensor, memory: torch.Tensor, memory_mask: torch.Tensor
                ) -> tuple[torch.Tensor, list, list]:
-        """Logits (B, T, V) for every target position, and the self- and cross-attention weights per layer."""
+        """Logits (B, T, tgt_vocab_size) at every target position; self- and cross-attention weights per layer."""
         T = tgt_in.shape[1]
         self_mask = causal_mask(T)[None] & (tgt_in != 0)[:, None, :]  # (B, T, T): earlier, non-padding tokens
         y, self_weights, cross_weights = self._embed(self.tgt_embedding, tgt_in), [], []
@@ -281,7 +281,7 @@ def greedy_decode(model: Transformer, src: torch.Tensor, lengths: torch.Tensor, 
     done = torch.zeros(B, dtype=torch.bool)
     ids = []
     for _ in range(max_len):
-        logits, _, cross = model.decode(tokens, memory, memory_mask)  # (B, t, V)
+        logits, _, cross = model.decode(tokens, memory, memory_mask)  # (B, t, tgt_vocab_size), t tokens so far
         y = logits[:, -1].argmax(dim=-1)  # (B,)
         ids.append(torch.where(done, torch.zeros_like(y), y))
         done |= y == eos_id

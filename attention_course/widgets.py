@@ -195,13 +195,13 @@ def heatmap_explorer(
     *,
     description: str = "head",
 ) -> Explorer:
-    """An attention heatmap (L, S) with a selector over N maps (heads, layers or steps).
+    """An attention heatmap (L, S) with a selector over several maps (heads, layers or steps).
 
-    ``weights`` is (N, L, S): one map per selector position.
+    ``weights`` is (frames, L, S): one map per selector position, one label per map in ``frame_labels``.
     """
     w = viz.to_numpy(weights)
     if w.ndim != 3:
-        raise ValueError(f"weights must be (N, L, S), got shape {w.shape}")
+        raise ValueError(f"weights must be (frames, L, S), got shape {w.shape}")
     if len(frame_labels) != w.shape[0]:
         raise ValueError(f"{len(frame_labels)} frame labels for {w.shape[0]} maps")
     L, S = w.shape[1:]
@@ -255,13 +255,14 @@ def prediction_steps_explorer(
 ) -> Explorer:
     """Step through autoregressive decoding: the k most probable next tokens at each step.
 
-    ``probs`` is (T, V): row t is the decoder's distribution at step t, after it
+    ``probs`` is (T, vocab_size): row t is the decoder's distribution at step t, after it
     was fed its own previous outputs. The chosen token (the argmax, ``output[t]``)
     is blue, the reference token orange when it differs.
     """
     p = viz.to_numpy(probs)
     if p.ndim != 2 or p.shape[1] != len(vocab) or p.shape[0] < len(output):
-        raise ValueError(f"probs must be (T, V) with V={len(vocab)} and T >= {len(output)}, got shape {p.shape}")
+        raise ValueError(f"probs must be (T, vocab_size) with vocab_size={len(vocab)} and T >= {len(output)}, "
+                         f"got shape {p.shape}")
 
     def draw(t: int, fig: Figure) -> None:
         ax = fig.add_subplot()
@@ -452,21 +453,23 @@ def tiling_explorer(
     :func:`attention_course.timing.peak_memory`); it times nothing itself.
 
     Args:
-        ns: the sequence lengths n = L = S measured, increasing.
-        standard_bytes: (len(ns),) peak bytes of standard attention at each n.
-        tiled_bytes: block size b -> (len(ns),) peak bytes of tiled attention
-            with (b, b) tiles at each n. One frame per block size, in
-            increasing order.
-        seconds: block size -> seconds per call at ``time_n`` (same keys as
-            ``tiled_bytes``); adds a panel of times, with
+        ns: the sequence lengths T = L = S measured, increasing.
+        standard_bytes: (len(ns),) peak bytes of standard attention at each length.
+        tiled_bytes: block size T_tile -> (len(ns),) peak bytes of tiled attention
+            with (T_tile, T_tile) tiles at each length. One frame per block
+            size, in increasing order.
+        seconds: block size -> seconds per call at length ``time_n`` (same keys
+            as ``tiled_bytes``); adds a panel of times, with
             ``standard_seconds`` as a reference line.
-        picture_n: the n of the score-matrix picture (default ``max(ns)``).
+        picture_n: the length T of the score-matrix picture (default ``max(ns)``).
 
-    Each frame shows, for one block size b: the (n, n) score matrix cut into
-    (b, b) tiles, with the tiles already done, the one tile held in memory and
-    the row of tiles whose queries share a running (m, l, O) state; peak
-    memory against n, standard and tiled (other block sizes in grey); and,
-    with ``seconds``, the time of every block size with this one highlighted.
+    Each frame shows, for one block size T_tile: the (T, T) score matrix cut
+    into (T_tile, T_tile) tiles, with the tiles already done, the one tile held
+    in memory and the row of tiles whose queries share a running (m, r, O)
+    state (running max, running sum, unnormalised output); peak memory against
+    T, standard and tiled (other block sizes in grey); and, with ``seconds``,
+    the time of every block size with this one highlighted. (The figure's own
+    labels write the length as n.)
     """
     ns_arr = np.asarray(ns)
     if ns_arr.ndim != 1 or len(ns_arr) < 2 or not np.issubdtype(ns_arr.dtype, np.integer) or ns_arr.min() < 1 \
@@ -474,7 +477,8 @@ def tiling_explorer(
         raise ValueError(f"ns must be at least 2 increasing positive ints, got {list(ns)}")
     std = np.asarray(standard_bytes, dtype=np.float64)
     if std.shape != ns_arr.shape or not np.all(np.isfinite(std) & (std > 0)):
-        raise ValueError(f"standard_bytes must be {len(ns_arr)} positive numbers, one per n, got shape {std.shape}")
+        raise ValueError(f"standard_bytes must be {len(ns_arr)} positive numbers, one per length in ns, "
+                         f"got shape {std.shape}")
     if not tiled_bytes:
         raise ValueError("tiling_explorer needs tiled_bytes for at least one block size")
     tiled = {}
@@ -483,7 +487,8 @@ def tiling_explorer(
             raise ValueError(f"block sizes must be positive ints, got {b!r}")
         arr = np.asarray(values, dtype=np.float64)
         if arr.shape != ns_arr.shape or not np.all(np.isfinite(arr) & (arr > 0)):
-            raise ValueError(f"tiled_bytes[{b}] must be {len(ns_arr)} positive numbers, one per n, got shape {arr.shape}")
+            raise ValueError(f"tiled_bytes[{b}] must be {len(ns_arr)} positive numbers, one per length in ns, "
+                             f"got shape {arr.shape}")
         tiled[int(b)] = arr
     blocks = sorted(tiled)
     if seconds is not None:
@@ -496,7 +501,7 @@ def tiling_explorer(
     if isinstance(n_pic, bool) or not isinstance(n_pic, (int, np.integer)) or n_pic < 1:
         raise ValueError(f"picture_n must be a positive int, got {picture_n!r}")
     mib = 2.0**20
-    # tile states for the picture: 0 not yet, 1 done, 2 the query block's row (its m, l, O are live), 3 the live tile
+    # tile states for the picture: 0 not yet, 1 done, 2 the query block's row (its m, r, O are live), 3 the live tile
     cmap = plt.matplotlib.colors.ListedColormap(["white", "#c6dbef", "#fdd0a2", "tab:red"])
 
     def draw(b: int, fig: Figure) -> None:

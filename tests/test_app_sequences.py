@@ -45,7 +45,7 @@ def test_forecast_windows_cut_the_right_slices() -> None:
     assert torch.equal(future[2], torch.arange(96, 100, dtype=torch.float32))
     with pytest.raises(ValueError, match="starts must lie"):
         sq.forecast_windows(values, 10, 4, torch.tensor([87]))
-    with pytest.raises(ValueError, match=r"\(N,\)"):
+    with pytest.raises(ValueError, match=r"\(T,\)"):
         sq.forecast_windows(values[None], 10, 4, torch.tensor([0]))
 
 
@@ -95,11 +95,11 @@ def test_forecaster_scores_are_a_function_of_the_lag_and_match_torch() -> None:
 
 def test_forecaster_rejects_bad_input() -> None:
     model = _forecaster()
-    with pytest.raises(ValueError, match="S=36"):
+    with pytest.raises(ValueError, match="T_in=36"):
         model(torch.randn(2, 35), torch.tensor([0, 1]))
     with pytest.raises(ValueError, match="integer"):
         model(torch.randn(2, 36), torch.tensor([0.0, 1.0]))
-    with pytest.raises(ValueError, match=r"\(B, S\)"):
+    with pytest.raises(ValueError, match=r"\(B, T_in\)"):
         model(torch.randn(36), torch.tensor([0]))
 
 
@@ -110,12 +110,12 @@ def test_baselines() -> None:
     assert torch.equal(sq.seasonal_mean_forecast(past, 5, 12, 1), sq.seasonal_naive_forecast(past, 5, 12))
     # mean of 36, 24, 12, 0 (+h) = 18 (+h)
     assert torch.equal(sq.seasonal_mean_forecast(past, 5, 12, 4)[0], torch.arange(18, 23, dtype=torch.float32))
-    with pytest.raises(ValueError, match="K\\*m <= S"):
+    with pytest.raises(ValueError, match="seasons\\*T_season <= T_in"):
         sq.seasonal_mean_forecast(past, 5, 12, 5)
     # beyond one season the last season starts over: 36..47, then 36, 37, ...
     expected = torch.cat([torch.arange(36, 48), torch.arange(36, 48), torch.arange(36, 39)]).float()
     assert torch.equal(sq.seasonal_naive_forecast(past, 27, 12)[1], expected)
-    with pytest.raises(ValueError, match="m <= S"):
+    with pytest.raises(ValueError, match="T_season <= T_in"):
         sq.seasonal_naive_forecast(past, 5, 49)
 
 
@@ -183,7 +183,7 @@ def test_logistic_regression_fits_a_separable_rule() -> None:
     y = (x[:, 0] - 2 * x[:, 2] > 0).long()
     predict = sq.fit_logistic_regression(x, y)
     assert ((predict(x) > 0.5).long() == y).float().mean() > 0.97
-    with pytest.raises(ValueError, match="F=3"):
+    with pytest.raises(ValueError, match="n_features=3"):
         predict(torch.randn(5, 4))
 
 

@@ -147,7 +147,7 @@ def test_attention_pooling_matches_pytorch_and_ignores_padding(lengths: list[int
 
 def test_attention_pooling_rejects_bad_shapes() -> None:
     pool = tx.AttentionPooling(6, 4)
-    with pytest.raises(ValueError, match=r"\(B, T, D\)"):
+    with pytest.raises(ValueError, match=r"\(B, S, D\)"):
         pool(torch.randn(2, 5), torch.ones(2, 5, dtype=torch.bool))
     with pytest.raises(ValueError):
         pool(torch.randn(2, 5, 6), torch.ones(2, 4, dtype=torch.bool))
@@ -196,7 +196,7 @@ def test_review_classifier_rejects_bad_arguments() -> None:
     with pytest.raises(ValueError):
         tx.ReviewClassifier(10, width=2)
     model = tx.ReviewClassifier(len(tx.REVIEW_VOCAB))
-    with pytest.raises(ValueError, match=r"\(B, T\)"):
+    with pytest.raises(ValueError, match=r"\(B, S\)"):
         model(torch.zeros(2, 5, dtype=torch.long), torch.tensor([5, 5, 5]))
 
 
@@ -215,7 +215,7 @@ def test_sentence_classifier_masks_padding_sentences(readout: str) -> None:
     logits2, weights2 = model(more, F.pad(data.word_lengths, (0, 2)))
     torch.testing.assert_close(logits2, logits)
     torch.testing.assert_close(weights2[:, :N], weights)
-    with pytest.raises(ValueError, match=r"\(B, N, W\)"):
+    with pytest.raises(ValueError, match=r"\(B, S, T_w\)"):
         model(data.tokens[0], data.word_lengths[0])
     with pytest.raises(ValueError):
         tx.SentenceAttentionClassifier(10, readout="last")

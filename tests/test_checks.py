@@ -1047,7 +1047,7 @@ SPLIT_HEADS_WRONG = {
 }
 
 MERGE_HEADS_WRONG = {
-    "reshape without the transpose": (lambda x: x.reshape(x.shape[0], x.shape[2], -1), "straight to (B, T, H·Dh)"),
+    "reshape without the transpose": (lambda x: x.reshape(x.shape[0], x.shape[2], -1), "straight to (B, T, H·E)"),
     "heads interleaved": (lambda x: x.permute(0, 2, 3, 1).reshape(x.shape[0], x.shape[2], -1), "interleaved"),
     "sum over the heads": (lambda x: x.sum(dim=1), "you summed the heads"),
     "mean over the heads": (lambda x: x.mean(dim=1), "you averaged the heads"),
@@ -1553,7 +1553,7 @@ def _os_inplace(m, l, block):
 
 
 ONLINE_SOFTMAX_WRONG = {
-    "l not rescaled": (lambda m, l, b: _os(m, l, b, old_scale=lambda m, l, mn: l), "l was not rescaled"),
+    "l not rescaled": (lambda m, l, b: _os(m, l, b, old_scale=lambda m, l, mn: l), "r was not rescaled"),
     "the block's max only": (
         lambda m, l, b: _os(m, l, b, new_max=lambda m, b: b.max(dim=-1).values), "this block's max only"),
     "rescaled the wrong way": (
@@ -1563,7 +1563,7 @@ ONLINE_SOFTMAX_WRONG = {
         "without subtracting"),
     "block relative to the old max": (
         lambda m, l, b: _os(m, l, b, block_ref=lambda m, mn: m), "relative to the old max"),
-    "old l dropped": (lambda m, l, b: _os(m, l, b, old_scale=lambda m, l, mn: 0.0), "old l was dropped"),
+    "old l dropped": (lambda m, l, b: _os(m, l, b, old_scale=lambda m, l, mn: 0.0), "old r was dropped"),
     "one max for the whole block": (
         lambda m, l, b: _os(m, l, b, new_max=lambda m, b: torch.maximum(m, b.max())), "whole block"),
     "max over dim 0": (
@@ -1572,7 +1572,7 @@ ONLINE_SOFTMAX_WRONG = {
         lambda m, l, b: _os(m, l, b, block_sum=lambda b, ref: torch.exp(b - ref[:, None]).sum(dim=0)),
         "rows (dim=0)"),
     "keepdim": (lambda m, l, b: tuple(t[:, None] for t in online_softmax_update_ok(m, l, b)), "keepdim"),
-    "returns l only": (lambda m, l, b: online_softmax_update_ok(m, l, b)[1], "(m_new, l_new)"),
+    "returns l only": (lambda m, l, b: online_softmax_update_ok(m, l, b)[1], "(m_new, r_new)"),
     "max(dim=-1) pair (crashes)": (
         lambda m, l, b: _os(m, l, b, new_max=lambda m, b: torch.maximum(m, b.max(dim=-1))), "(values, indices)"),
     "modifies l in place": (_os_inplace, "in place"),
@@ -1602,17 +1602,17 @@ def _abu_inplace(m, l, acc, s, v):
 
 BLOCK_UPDATE_WRONG = {
     "acc not rescaled": (lambda *a: _abu(*a, acc_scale=False), "acc was not rescaled"),
-    "l not rescaled": (lambda *a: _abu(*a, l_scale=False), "l was not rescaled"),
-    "acc divided early": (lambda *a: _abu(*a, divide=True), "acc was divided by l"),
+    "l not rescaled": (lambda *a: _abu(*a, l_scale=False), "r was not rescaled"),
+    "acc divided early": (lambda *a: _abu(*a, divide=True), "acc was divided by r"),
     "acc kept normalised (FlashAttention-1)": (lambda *a: _abu(*a, fa1=True), "kept normalised"),
     "rescaled the wrong way": (lambda *a: _abu(*a, sign=-1.0), "the wrong way"),
     "the block's max only": (
         lambda *a: _abu(*a, new_max=lambda m, s: s.max(dim=-1).values), "this block's max only"),
     "weights relative to the old max": (lambda *a: _abu(*a, ref=lambda m, mn: m), "relative to the old max"),
     "softmax within the block": (lambda *a: _abu(*a, block_softmax=True), "normalised on their own"),
-    "returns (m, l) only": (lambda *a: attention_block_update_ok(*a)[:2], "(m, l, acc)"),
+    "returns (m, l) only": (lambda *a: attention_block_update_ok(*a)[:2], "(m, r, acc)"),
     "values not transposed right (crashes)": (
-        lambda m, l, acc, s, v: attention_block_update_ok(m, l, acc, s, v.T), "values_block (C, Ev)"),
+        lambda m, l, acc, s, v: attention_block_update_ok(m, l, acc, s, v.T), "values_block (T_tile, Ev)"),
     "modifies acc in place": (_abu_inplace, "in place"),
 }
 
@@ -1847,19 +1847,19 @@ PATCHIFY_WRONG = {
     "pixels of a patch column by column": (lambda x, P: _patches(x, P, (0, 2, 4, 1, 5, 3)), "pixels inside each patch"),
     "plain reshape without permute": (
         lambda x, P: x.reshape(x.shape[0], -1, x.shape[1] * P * P), "without a permute"),
-    "H and W swapped": (_patchify_swapped_hw, "(B, C, W, H)"),
+    "H and W swapped": (_patchify_swapped_hw, "(B, C, Rw, Rh)"),
     "does not raise (F.unfold drops the pixels that do not fit)": (
         lambda x, P: torch.nn.functional.unfold(x, kernel_size=P, stride=P).transpose(1, 2), "returned a result"),
     "no check: the reshape raises RuntimeError": (_patchify_no_check, "should be a ValueError"),
-    "checks H only": (_patchify_checks_h_only, "W = 6 is not a multiple"),
+    "checks H only": (_patchify_checks_h_only, "Rw = 6 is not a multiple"),
     "asserts instead of raising ValueError": (_patchify_assert, "an assert is not input validation"),
     "F.unfold without transpose": (
         lambda x, P: torch.nn.functional.unfold(x, kernel_size=P, stride=P), "looks transposed"),
     "patches not flattened": (
         lambda x, P: _grid(x, P).permute(0, 2, 4, 1, 3, 5).reshape(x.shape[0], -1, x.shape[1], P, P),
-        "still a (C, P, P) block"),
+        "still a (C, ps, ps) block"),
     "grid not flattened": (
-        lambda x, P: _grid(x, P).permute(0, 2, 4, 1, 3, 5).flatten(3), "still on their (H/P, W/P) grid"),
+        lambda x, P: _grid(x, P).permute(0, 2, 4, 1, 3, 5).flatten(3), "still on their (Rh/ps, Rw/ps) grid"),
 }
 
 
@@ -1914,7 +1914,7 @@ MASE_WRONG = {
         lambda f, a, h, m: _mase_with(f, a, h, m, diff=lambda d: d), "scale's differences must be absolute"),
     "squared errors": (
         lambda f, a, h, m: _mase_with(f, a, h, m, err=lambda e: e**2, diff=lambda d: d**2), "squared"),
-    "scale averaged over T": (lambda f, a, h, m: _mase_with(f, a, h, m, denominator=len), "T - m ="),
+    "scale averaged over T": (lambda f, a, h, m: _mase_with(f, a, h, m, denominator=len), "T - period ="),
     "ratio upside down": (lambda f, a, h, m: _mase_with(f, a, h, m, invert=True), "upside down"),
     "sum of the errors": (lambda f, a, h, m: _mase_with(f, a, h, m, reduce=lambda e: e.sum()), "is a sum"),
     "errors not averaged (a tensor)": (

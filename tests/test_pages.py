@@ -83,6 +83,40 @@ def test_visible_code_fits_the_page(path):
     assert not tall, f"visible cells longer than {CELL_LINES} lines (split them into steps): {tall}"
 
 
+FENCE = re.compile(r"^([ \t]*)(`{3,}|~{3,})(.*)$")
+
+
+def _markdown(path: Path) -> str:
+    if path.suffix == ".ipynb":
+        return "\n\n".join("".join(c["source"]) for c in _cells(path) if c["cell_type"] == "markdown")
+    return path.read_text()
+
+
+def _long_code_block_lines(text: str) -> list[str]:
+    """Lines longer than LINE_LIMIT in the code blocks (```python, ```bash, ```) of markdown;
+    directives (```{figure}, ```{glossary}) hold prose, which wraps."""
+    long, fence, indent, code = [], None, "", False
+    for line in text.splitlines():
+        match = FENCE.match(line)
+        if fence is None:
+            if match:
+                indent, fence = match.group(1), match.group(2)
+                code = not match.group(3).strip().startswith("{")
+        elif match and match.group(2).startswith(fence) and not match.group(3).strip():
+            fence = None
+        elif code:
+            line = line[len(indent):] if line.startswith(indent) else line
+            if len(line) > LINE_LIMIT:
+                long.append(line)
+    return long
+
+
+@pytest.mark.parametrize("path", PAGES, ids=_id)
+def test_code_blocks_in_the_prose_fit_the_page(path):
+    long = _long_code_block_lines(_markdown(path))
+    assert not long, f"{len(long)} code-block lines longer than {LINE_LIMIT} characters:\n" + "\n".join(long[:10])
+
+
 @pytest.mark.parametrize("path", PAGES, ids=_id)
 def test_no_insider_wording(path):
     if path.suffix == ".ipynb":
@@ -95,6 +129,9 @@ def test_no_insider_wording(path):
 
 def test_the_checks_of_this_file_catch_what_they_should():
     assert INSIDER.search("One of our sources says") and INSIDER.search("a source this course draws on")
+    assert _long_code_block_lines("Text\n\n```bash\n" + "x" * 76 + "\n```\n") == ["x" * 76]
+    assert _long_code_block_lines("1. Step\n\n   ```bash\n   " + "x" * 75 + "\n   ```\n") == []
+    assert _long_code_block_lines("```{glossary}\n" + "word " * 40 + "\n```\n") == []
     assert LESSON_ASSERT.search("assert torch.allclose(out, ref, atol=1e-6)")
     assert not LESSON_ASSERT.search("assert acc > 0.9")
     md = "```{figure} ../book/figures/x.svg\n:name: fig-x\n:alt: A box.\n\nLook at the box.\n```"

@@ -224,7 +224,8 @@ def test_tiling_explorer_inputs_are_checked():
         widgets.tiling_explorer([512, 256], std, tiled)
     with pytest.raises(ValueError, match="ns must be"):
         widgets.tiling_explorer([256.0, 512.0], std, tiled)
-    with pytest.raises(ValueError, match=r"standard_bytes must be 2 positive numbers, one per n, got shape \(3,\)"):
+    with pytest.raises(ValueError, match=r"standard_bytes must be 2 positive numbers, one per length in ns, "
+                                         r"got shape \(3,\)"):
         widgets.tiling_explorer(ns, [1.0, 2.0, 3.0], tiled)
     with pytest.raises(ValueError, match="at least one block size"):
         widgets.tiling_explorer(ns, std, {})

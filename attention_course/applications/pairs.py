@@ -12,13 +12,16 @@ Taught in chapter 9, section "Two sentences: matching and translation"
   Parikh et al. 2016, whose attention is cross-attention between the sentences:
 
   .. math::
-      e_{ij} = \frac{F(a_i)^\top F(b_j)}{\sqrt{D}},\qquad
+      e_{ij} = \frac{\mathrm{attend}(a_i)\, \mathrm{attend}(b_j)^\top}{\sqrt{E}},\qquad
       \beta_i = \sum_j \mathrm{softmax}_j(e_{ij})\, \bar b_j,\qquad
       \alpha_j = \sum_i \mathrm{softmax}_i(e_{ij})\, \bar a_i
 
-  then :math:`v_{1,i} = G(\bar a_i, \beta_i)`, :math:`v_{2,j} = G(\bar b_j, \alpha_j)`,
-  logits :math:`H([\sum_i v_{1,i}; \sum_j v_{2,j}])` (:math:`\bar a_i`: word i with its
-  neighbours, :func:`in_context`).
+  then :math:`v_{1,i} = \mathrm{compare}(\bar a_i, \beta_i)`,
+  :math:`v_{2,j} = \mathrm{compare}(\bar b_j, \alpha_j)`, logits
+  :math:`\mathrm{classify}([\sum_i v_{1,i}; \sum_j v_{2,j}])` (:math:`\bar a_i`:
+  word i with its neighbours, :func:`in_context`). The paper calls the three
+  networks F, G and H; the course keeps F for a feed-forward width and H for
+  a number of heads.
 - :class:`MeanPoolClassifier`: the baseline without cross-attention: each
   sentence encoded alone as the mean of its word vectors, then an MLP on
   :math:`[u; v; |u - v|; u \odot v]` (or on the hypothesis alone).
@@ -27,9 +30,10 @@ Taught in chapter 9, section "Two sentences: matching and translation"
   dictionary read off aligned pairs), :func:`translate_in_place`,
   :func:`in_place_token_accuracy` and :func:`monotone_alignment_accuracy`.
 
-Shapes: B batch, P premise length, Q hypothesis length (both padded), E
-embedding width, Ew word-vector width (E, or 3E with neighbours), D hidden
-width; ids are ``long`` with 0 = padding.
+Shapes: B batch, T_a premise length and T_b hypothesis length (both padded),
+D word-embedding width (``embed_size``), 3D the width of a word in context (D
+with ``radius=0``), E the hidden width (``hidden_size``: the queries and keys
+``attend`` gives, and the comparisons); ids are ``long`` with 0 = padding.
 """
 
 from __future__ import annotations
@@ -221,8 +225,8 @@ def nli_vocab() -> Vocab:
 
 @dataclass
 class NLIBatch:
-    """Padded tensors for B pairs: premise (B, P), hypothesis (B, Q) ids (0 = padding), their
-    lengths (B,), label (B,) indices into :data:`LABELS`, alignment (B, Q) (-1: no counterpart or padding)."""
+    """Padded tensors for B pairs: premise (B, T_a), hypothesis (B, T_b) ids (0 = padding), their
+    lengths (B,), label (B,) indices into :data:`LABELS`, alignment (B, T_b) (-1: no counterpart or padding)."""
 
     premise: torch.Tensor
     premise_lengths: torch.Tensor
@@ -299,54 +303,57 @@ def _pair_features(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 def in_context(x: torch.Tensor, lengths: torch.Tensor, radius: int = 1) -> torch.Tensor:
     r"""Each word vector with the sums of its ``radius`` left and right neighbours.
 
-    .. math:: \bar x_i = [x_i;\ \textstyle\sum_{k=1}^{r} x_{i-k};\ \sum_{k=1}^{r} x_{i+k}]
+    .. math:: \bar x_i = [x_i;\ \textstyle\sum_{\delta=1}^{r} x_{i-\delta};\ \sum_{\delta=1}^{r} x_{i+\delta}]
 
-    Positions outside a sentence contribute zeros, and padding positions are
-    all zeros. x (B, T, E), lengths (B,) -> (B, T, 3E); ``radius=0`` returns
-    x alone (B, T, E), padding zeroed. In our grammar a colour stands just
+    with r = ``radius``. Positions outside a sentence contribute zeros, and
+    padding positions are all zeros. x (B, T, D), lengths (B,) -> (B, T, 3D);
+    ``radius=0`` returns x alone (B, T, D), padding zeroed. In our grammar a colour stands just
     before its noun, so with ``radius=1`` a noun's vector holds its colour,
     and the colour's vector its noun. Chapter 9 (``09b_matching_and_translation``).
     """
     if x.dim() != 3 or lengths.shape != (x.shape[0],):
-        raise ValueError(f"x must be (B, T, E) and lengths (B,), got {tuple(x.shape)} and {tuple(lengths.shape)}")
+        raise ValueError(f"x must be (B, T, D) and lengths (B,), got {tuple(x.shape)} and {tuple(lengths.shape)}")
     if isinstance(radius, bool) or not isinstance(radius, int) or radius < 0:
         raise ValueError(f"radius must be a non-negative int, got {radius!r}")
     B, T, E = x.shape
     keep = padding_mask(lengths, T)[..., None]  # (B, T, 1)
-    x = x * keep  # (B, T, E): zero past each length
+    x = x * keep  # (B, T, D): zero past each length
     if radius == 0:
         return x
-    padded = torch.cat([x.new_zeros(B, radius, E), x, x.new_zeros(B, radius, E)], dim=1)  # (B, T + 2r, E)
-    left = sum(padded[:, radius - k : radius - k + T] for k in range(1, radius + 1))  # (B, T, E)
-    right = sum(padded[:, radius + k : radius + k + T] for k in range(1, radius + 1))  # (B, T, E)
-    return torch.cat([x, left, right], dim=-1) * keep  # (B, T, 3E), zero at padding positions
+    padded = torch.cat([x.new_zeros(B, radius, E), x, x.new_zeros(B, radius, E)], dim=1)  # (B, T + 2r, D)
+    left = sum(padded[:, radius - k : radius - k + T] for k in range(1, radius + 1))  # (B, T, D)
+    right = sum(padded[:, radius + k : radius + k + T] for k in range(1, radius + 1))  # (B, T, D)
+    return torch.cat([x, left, right], dim=-1) * keep  # (B, T, 3D), zero at padding positions
 
 
 class DecomposableAttention(nn.Module):
     r"""The decomposable attention model of Parikh et al. 2016: attend, compare, aggregate.
 
-    With word embeddings :math:`a_1..a_P` (premise), :math:`b_1..b_Q` (hypothesis)
+    With word embeddings :math:`a_1..a_{T_a}` (premise), :math:`b_1..b_{T_b}` (hypothesis)
     and the same words in context, :math:`\bar a_i, \bar b_j` (:func:`in_context`;
     with ``radius=0`` the embeddings alone, as in the paper's plain model):
 
-    - **attend**: :math:`e_{ij} = F(a_i)^\top F(b_j) / \sqrt{D}`; premise word i
+    - **attend**: :math:`e_{ij} = \mathrm{attend}(a_i)\, \mathrm{attend}(b_j)^\top / \sqrt{E}`; premise word i
       queries the hypothesis, :math:`\beta_i = \sum_j \mathrm{softmax}_j(e_{ij})\, \bar b_j`,
       and hypothesis word j queries the premise, :math:`\alpha_j = \sum_i \mathrm{softmax}_i(e_{ij})\, \bar a_i`;
-    - **compare**: :math:`v_{1,i} = G([\bar a_i; \beta_i; |\bar a_i - \beta_i|; \bar a_i \odot \beta_i])`,
+    - **compare**:
+      :math:`v_{1,i} = \mathrm{compare}([\bar a_i; \beta_i; |\bar a_i - \beta_i|; \bar a_i \odot \beta_i])`,
       and :math:`v_{2,j}` likewise from :math:`\bar b_j, \alpha_j`;
-    - **aggregate**: :math:`v_1 = \sum_i v_{1,i}`, :math:`v_2 = \sum_j v_{2,j}`, logits :math:`H([v_1; v_2])`.
+    - **aggregate**: :math:`v_1 = \sum_i v_{1,i}`, :math:`v_2 = \sum_j v_{2,j}`,
+      logits :math:`\mathrm{classify}([v_1; v_2])`.
 
-    F and G are two-layer ReLU networks, H has one hidden ReLU layer. The
-    attention is :func:`attention_course.scaled_dot_product_attention`, padding
-    keys masked: queries and keys are :math:`F` of the words alone (so a word is
-    aligned with a word), values the words in context. Departures from the
-    paper, for a model that trains in seconds on a CPU: scores divided by
-    :math:`\sqrt{D}` (chapter 3); G also gets the difference and product (the
-    baseline's features); and context from fixed neighbour sums, where the
-    paper's optional intra-sentence attention learns it.
+    attend and compare are two-layer ReLU networks, classify has one hidden
+    ReLU layer (the paper's F, G and H). The attention is
+    :func:`attention_course.scaled_dot_product_attention`, padding keys masked:
+    queries and keys are ``attend`` of the words alone (so a word is aligned
+    with a word), values the words in context. Departures from the paper, for
+    a model that trains in seconds on a CPU: scores divided by
+    :math:`\sqrt{E}` (chapter 3); compare also gets the difference and product
+    (the baseline's features); and context from fixed neighbour sums, where
+    the paper's optional intra-sentence attention learns it.
 
-    ``forward(premise (B, P), premise_lengths (B,), hypothesis (B, Q), hypothesis_lengths (B,))``
-    returns logits (B, 3) and ``{"premise_to_hypothesis": (B, P, Q), "hypothesis_to_premise": (B, Q, P)}``;
+    ``forward(premise (B, T_a), premise_lengths (B,), hypothesis (B, T_b), hypothesis_lengths (B,))``
+    returns logits (B, 3) and ``{"premise_to_hypothesis": (B, T_a, T_b), "hypothesis_to_premise": (B, T_b, T_a)}``;
     rows of padding queries are zero. Taught in chapter 9 (``09b_matching_and_translation``).
     """
 
@@ -359,28 +366,29 @@ class DecomposableAttention(nn.Module):
         self.radius = radius
         self.embedding = nn.Embedding(vocab_size, embed_size, padding_idx=0)
         d_word = (3 if radius else 1) * embed_size
-        self.attend = _mlp(embed_size, hidden_size, hidden_size)  # F
-        self.compare = _mlp(4 * d_word, hidden_size, hidden_size)  # G
+        self.attend = _mlp(embed_size, hidden_size, hidden_size)  # the paper's F: D -> E
+        self.compare = _mlp(4 * d_word, hidden_size, hidden_size)  # the paper's G
         self.classify = nn.Sequential(nn.Linear(2 * hidden_size, hidden_size), nn.ReLU(),
-                                      nn.Linear(hidden_size, num_classes))  # H
+                                      nn.Linear(hidden_size, num_classes))  # the paper's H
 
     def forward(self, premise: torch.Tensor, premise_lengths: torch.Tensor, hypothesis: torch.Tensor,
                 hypothesis_lengths: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         _check_pair_inputs(premise, premise_lengths, hypothesis, hypothesis_lengths)
         P, Q = premise.shape[1], hypothesis.shape[1]
-        keep_a = padding_mask(premise_lengths, P)  # (B, P): True = real word
-        keep_b = padding_mask(hypothesis_lengths, Q)  # (B, Q)
-        a, b = self.embedding(premise), self.embedding(hypothesis)  # (B, P, E), (B, Q, E)
-        a_ctx = in_context(a, premise_lengths, self.radius)  # (B, P, Ew)
-        b_ctx = in_context(b, hypothesis_lengths, self.radius)  # (B, Q, Ew)
-        fa, fb = self.attend(a), self.attend(b)  # (B, P, D), (B, Q, D)
-        # attend: e_ij = F(a_i).F(b_j) / sqrt(D); each word of one sentence queries the other sentence's words
-        mask_ab = keep_a[:, :, None] & keep_b[:, None, :]  # (B, P, Q)
-        beta, w_ab = scaled_dot_product_attention(fa, fb, b_ctx, mask_ab)  # (B, P, Ew), (B, P, Q)
-        alpha, w_ba = scaled_dot_product_attention(fb, fa, a_ctx, mask_ab.transpose(1, 2))  # (B, Q, Ew), (B, Q, P)
+        keep_a = padding_mask(premise_lengths, P)  # (B, T_a): True = real word; P = T_a, Q = T_b
+        keep_b = padding_mask(hypothesis_lengths, Q)  # (B, T_b)
+        a, b = self.embedding(premise), self.embedding(hypothesis)  # (B, T_a, D), (B, T_b, D)
+        a_ctx = in_context(a, premise_lengths, self.radius)  # (B, T_a, 3D)
+        b_ctx = in_context(b, hypothesis_lengths, self.radius)  # (B, T_b, 3D)
+        fa, fb = self.attend(a), self.attend(b)  # (B, T_a, E), (B, T_b, E)
+        # attend: e_ij = attend(a_i).attend(b_j) / sqrt(E); each word of one sentence queries the other's words
+        mask_ab = keep_a[:, :, None] & keep_b[:, None, :]  # (B, T_a, T_b)
+        beta, w_ab = scaled_dot_product_attention(fa, fb, b_ctx, mask_ab)  # (B, T_a, 3D), (B, T_a, T_b)
+        # (B, T_b, 3D), (B, T_b, T_a):
+        alpha, w_ba = scaled_dot_product_attention(fb, fa, a_ctx, mask_ab.transpose(1, 2))
         # compare each word with its soft-aligned counterpart; aggregate by summing over the real words
-        v1 = self.compare(_pair_features(a_ctx, beta)) * keep_a[..., None]  # (B, P, D)
-        v2 = self.compare(_pair_features(b_ctx, alpha)) * keep_b[..., None]  # (B, Q, D)
+        v1 = self.compare(_pair_features(a_ctx, beta)) * keep_a[..., None]  # (B, T_a, E)
+        v2 = self.compare(_pair_features(b_ctx, alpha)) * keep_b[..., None]  # (B, T_b, E)
         logits = self.classify(torch.cat([v1.sum(1), v2.sum(1)], dim=-1))  # (B, 3)
         return logits, {"premise_to_hypothesis": w_ab, "hypothesis_to_premise": w_ba}
 
@@ -388,7 +396,7 @@ class DecomposableAttention(nn.Module):
 class MeanPoolClassifier(nn.Module):
     r"""The baseline without cross-attention: each sentence encoded on its own, then compared.
 
-    :math:`u = \frac{1}{P}\sum_i \bar a_i`, :math:`v = \frac{1}{Q}\sum_j \bar b_j`: the means of
+    :math:`u = \frac{1}{T_a}\sum_i \bar a_i`, :math:`v = \frac{1}{T_b}\sum_j \bar b_j`: the means of
     the same word vectors as :class:`DecomposableAttention`'s (``radius=0``: the
     plain mean of embeddings), then logits = MLP(:math:`[u; v; |u - v|; u \odot v]`)
     with two hidden ReLU layers. With ``hypothesis_only=True`` the MLP sees
@@ -412,16 +420,16 @@ class MeanPoolClassifier(nn.Module):
                                       nn.ReLU(), nn.Linear(hidden_size, num_classes))
 
     def _encode(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        x = in_context(self.embedding(ids), lengths, self.radius)  # (B, T, Ew), zero past each length
-        return x.sum(1) / lengths[:, None]  # (B, Ew): the mean over the real words
+        x = in_context(self.embedding(ids), lengths, self.radius)  # (B, T, 3D), zero past each length
+        return x.sum(1) / lengths[:, None]  # (B, 3D): the mean over the real words
 
     def forward(self, premise: torch.Tensor, premise_lengths: torch.Tensor, hypothesis: torch.Tensor,
                 hypothesis_lengths: torch.Tensor) -> tuple[torch.Tensor, None]:
         _check_pair_inputs(premise, premise_lengths, hypothesis, hypothesis_lengths)
-        v = self._encode(hypothesis, hypothesis_lengths)  # (B, Ew)
+        v = self._encode(hypothesis, hypothesis_lengths)  # (B, 3D)
         if self.hypothesis_only:
             return self.classify(v), None
-        u = self._encode(premise, premise_lengths)  # (B, Ew)
+        u = self._encode(premise, premise_lengths)  # (B, 3D)
         return self.classify(_pair_features(u, v)), None  # (B, 3)
 
 
@@ -461,14 +469,14 @@ def classifier_accuracy(model: nn.Module, batch: NLIBatch) -> float:
 def alignment_hits(weights: torch.Tensor, alignment: torch.Tensor) -> torch.Tensor:
     """For each hypothesis word with a counterpart, whether its largest weight is on that counterpart.
 
-    weights (B, Q, P): the hypothesis-to-premise weights; alignment (B, Q), -1
+    weights (B, T_b, T_a): the hypothesis-to-premise weights; alignment (B, T_b), -1
     where a word has no counterpart. Returns a bool vector, one entry per
     aligned word (in row-major order), so ``.float().mean()`` is the alignment accuracy.
     """
     if weights.dim() != 3 or alignment.shape != weights.shape[:2]:
-        raise ValueError(f"weights must be (B, Q, P) and alignment (B, Q), got {tuple(weights.shape)} "
+        raise ValueError(f"weights must be (B, T_b, T_a) and alignment (B, T_b), got {tuple(weights.shape)} "
                          f"and {tuple(alignment.shape)}")
-    has = alignment >= 0  # (B, Q)
+    has = alignment >= 0  # (B, T_b)
     return (weights.argmax(-1) == alignment)[has]
 
 

@@ -2,9 +2,11 @@ r"""Attention over a series, a genome and a shopping history: three seeded toy t
 
 Chapter 9 (``chapters/09d_time_series_dna_recommendation.ipynb``) trains each one.
 
-- **Time series.** :func:`seasonal_series` draws a noisy series with a period
-  ``m`` (a day of hourly readings, say) and a slowly wandering level;
-  :func:`forecast_windows` cuts it into (history, future) pairs;
+- **Time series.** :func:`seasonal_series` draws a noisy series with a season
+  length :math:`T_\text{season}` = ``period`` (a day of hourly readings, say) and
+  a slowly wandering level; :func:`forecast_windows` cuts it into (history,
+  future) pairs, a look-back of :math:`T_\text{in}` = ``history`` steps and a
+  horizon of :math:`T_\text{out}` = ``horizon`` steps;
   :class:`SeasonalAttentionForecaster` forecasts each future step as a
   weighted average of the past values, the weights coming from attention
   between the time features of the step to forecast (query) and of each past
@@ -23,7 +25,9 @@ Chapter 9 (``chapters/09d_time_series_dna_recommendation.ipynb``) trains each on
   :func:`popularity_scores` and :func:`markov_scores`; metric :func:`hit_rate_at_k`.
 
 Every generator takes a ``seed`` and uses its own generator (no global RNG).
-All batch-first; masks are bool, ``True`` = may attend.
+All batch-first; masks are bool, ``True`` = may attend. Shapes: B examples
+(windows, sequences or users), T a sequence's (or a whole series') length,
+T_in, T_out and T_season as above, D a model's width.
 """
 
 from __future__ import annotations
@@ -102,8 +106,9 @@ def _lengths_mask(lengths: torch.Tensor | None, B: int, T: int) -> torch.Tensor 
 class SeasonalSeries:
     """A seasonal series ``values[t] = level[t] + season[t mod period] + noise[t]``.
 
-    ``values``, ``level``: (N,) float32; ``season``: (period,) with mean 0 and
-    standard deviation 1; ``noise_std``: the standard deviation of the noise.
+    ``values``, ``level``: (T,) float32; ``season``: (T_season,) with mean 0 and
+    standard deviation 1, T_season = ``period``; ``noise_std``: the standard
+    deviation of the noise.
     """
 
     values: torch.Tensor
@@ -125,17 +130,20 @@ def seasonal_series(
     r"""A seeded series with one seasonal shape, a slowly wandering level and noise.
 
     .. math::
-        y_t = \ell_t + s_{t \bmod m} + \varepsilon_t,\qquad
-        \ell_t = \ell_{t-1} + \eta_t,\ \eta_t \sim \mathcal N(0, \sigma_\ell^2),\qquad
+        y_t = \mu_t + \gamma_{t \bmod T_\text{season}} + \varepsilon_t,\qquad
+        \mu_t = \mu_{t-1} + \eta_t,\ \eta_t \sim \mathcal N(0, \sigma_\mu^2),\qquad
         \varepsilon_t \sim \mathcal N(0, \sigma^2)
 
-    The shape :math:`s` is a sum of ``harmonics`` cosines (default all m/2 of
-    them) with random amplitudes in 0.5..1 and random phases, rescaled to mean
-    0 and standard deviation 1: a profile with sharp features, so that
-    neighbouring phases say little about each other. With noise the naive seasonal forecast
-    :math:`\hat y_{t} = y_{t-m}` errs by :math:`\varepsilon_t - \varepsilon_{t-m}`
-    (variance :math:`2\sigma^2`), while averaging the same phase over K
-    past seasons errs by about :math:`\sigma^2 (1 + 1/K)` when the level is steady.
+    with level :math:`\mu` (``level_std`` = :math:`\sigma_\mu`) and season
+    length :math:`T_\text{season}` = ``period``. The shape :math:`\gamma` is a
+    sum of ``harmonics`` cosines (default all :math:`T_\text{season}/2` of them)
+    with random amplitudes in 0.5..1 and random phases, rescaled to mean 0 and
+    standard deviation 1: a profile with sharp features, so that neighbouring
+    phases say little about each other. With noise the naive seasonal forecast
+    :math:`\hat y_{t} = y_{t-T_\text{season}}` errs by
+    :math:`\varepsilon_t - \varepsilon_{t-T_\text{season}}` (variance
+    :math:`2\sigma^2`), while averaging the same phase over k past seasons
+    errs by about :math:`\sigma^2 (1 + 1/k)` when the level is steady.
 
     Returns a :class:`SeasonalSeries` with ``values`` (num_steps,).
     """
@@ -146,13 +154,13 @@ def seasonal_series(
     if noise_std < 0 or level_std < 0:
         raise ValueError(f"noise_std and level_std must be >= 0, got {noise_std} and {level_std}")
     g = torch.Generator().manual_seed(seed)
-    phase = 2 * math.pi * torch.arange(period, dtype=torch.float64) / period  # (m,)
+    phase = 2 * math.pi * torch.arange(period, dtype=torch.float64) / period  # (T_season,)
     amplitude = 0.5 + 0.5 * torch.rand(harmonics, generator=g, dtype=torch.float64)
     offset = 2 * math.pi * torch.rand(harmonics, generator=g, dtype=torch.float64)
     k = torch.arange(1, harmonics + 1, dtype=torch.float64)
-    season = (amplitude[:, None] * torch.cos(k[:, None] * phase[None, :] + offset[:, None])).sum(0)  # (m,)
+    season = (amplitude[:, None] * torch.cos(k[:, None] * phase[None, :] + offset[:, None])).sum(0)  # (T_season,)
     season = (season - season.mean()) / season.std(unbiased=False)
-    level = torch.cumsum(level_std * torch.randn(num_steps, generator=g, dtype=torch.float64), 0)  # (N,)
+    level = torch.cumsum(level_std * torch.randn(num_steps, generator=g, dtype=torch.float64), 0)  # (T,), T = num_steps
     noise = noise_std * torch.randn(num_steps, generator=g, dtype=torch.float64)
     t = torch.arange(num_steps)
     values = level + season[t % period] + noise
@@ -164,73 +172,79 @@ def forecast_windows(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Cut (history, future) pairs out of a series.
 
-    Window b covers ``values[starts[b] : starts[b] + history]`` (the past, S steps)
-    and the next ``horizon`` steps (the future, H steps).
+    Window n covers ``values[starts[n] : starts[n] + history]`` (the past,
+    :math:`T_\text{in}` steps) and the next ``horizon`` steps (the future,
+    :math:`T_\text{out}` steps).
 
-    Shapes: values (N,), starts (B,) -> past (B, S), future (B, H).
+    Shapes: values (T,), starts (B,) -> past (B, T_in), future (B, T_out).
     """
-    _check_float("values", values, 1, "(N,)")
+    _check_float("values", values, 1, "(T,)")
     history, horizon = _positive_int("history", history), _positive_int("horizon", horizon)
     _check_long("starts", starts, 1, "(B,)")
     N = values.shape[0]
     if starts.numel() and (int(starts.min()) < 0 or int(starts.max()) + history + horizon > N):
-        raise ValueError(f"starts must lie in 0..N-S-H = {N - history - horizon} for a series of N={N}, "
+        raise ValueError(f"starts must lie in 0..T-T_in-T_out = {N - history - horizon} for a series of T={N}, "
                          f"got min {int(starts.min())} and max {int(starts.max())}")
-    index = starts[:, None] + torch.arange(history + horizon)[None, :]  # (B, S+H)
-    window = values[index]  # (B, S+H)
+    index = starts[:, None] + torch.arange(history + horizon)[None, :]  # (B, T_in + T_out)
+    window = values[index]  # (B, T_in + T_out)
     return window[:, :history], window[:, history:]
 
 
 def time_features(times: torch.Tensor, period: int, harmonics: int) -> torch.Tensor:
     r"""The phase of each time step within the period, as sines and cosines.
 
-    .. math:: \phi(t) = [\cos(2\pi k t/m),\ \sin(2\pi k t/m)]_{k=1..K}
+    .. math:: \phi(t) = [\cos(2\pi g t/T_\text{season}),\ \sin(2\pi g t/T_\text{season})]_{g=1..G}
 
-    Two steps a whole number of periods apart get the same features, and
-    :math:`\phi(t)\cdot\phi(t') = \sum_k \cos(2\pi k (t - t')/m)` depends only on
-    the lag (the sinusoidal encoding of chapter 7, with period m).
+    with :math:`T_\text{season}` = ``period`` and G = ``harmonics``. Two steps a
+    whole number of seasons apart get the same features, and
+    :math:`\phi(t)\cdot\phi(t') = \sum_g \cos(2\pi g (t - t')/T_\text{season})`
+    depends only on the lag (the sinusoidal encoding of chapter 7, with the
+    season length as the longest wavelength).
 
-    Shapes: times (...) int -> (..., 2K) float32.
+    Shapes: times (...) int -> (..., 2G) float32.
     """
     if not isinstance(times, torch.Tensor):
         raise ValueError(f"times must be a torch.Tensor, got {type(times).__name__}")
     _positive_int("period", period), _positive_int("harmonics", harmonics)
     angle = 2 * math.pi * (times.double() % period) / period  # (...)
     k = torch.arange(1, harmonics + 1, dtype=torch.float64)
-    a = angle[..., None] * k  # (..., K)
-    return torch.cat([torch.cos(a), torch.sin(a)], dim=-1).float()  # (..., 2K)
+    a = angle[..., None] * k  # (..., G): k holds the harmonics g = 1..G
+    return torch.cat([torch.cos(a), torch.sin(a)], dim=-1).float()  # (..., 2G)
 
 
 class SeasonalAttentionForecaster(nn.Module):
     r"""Forecast each future step as an attention-weighted average of the past values.
 
     .. math::
-        q_h = [\,c \odot \phi(t_h);\ \alpha\,],\qquad k_j = [\,\phi(t_j);\ r_j\,],\qquad v_j = y_j,\qquad
-        \hat y_h = \sum_j \mathrm{softmax}_j(q_h\cdot k_j)\, y_j
+        q_i = [\,c \odot \phi(t_i);\ \alpha\,],\qquad k_j = [\,\phi(t_j);\ r_j\,],\qquad v_j = y_j,\qquad
+        \hat y_i = \sum_j \mathrm{softmax}_j(q_i\cdot k_j)\, y_j
+
+    for the forecast steps i = 1..T_out (queries) and the past steps
+    j = 1..T_in (keys):
 
     - query: the time features :math:`\phi` (:func:`time_features`) of the step
-      to forecast, each harmonic k scaled by a learned :math:`c_k`, and a learned
+      to forecast, each harmonic g scaled by a learned :math:`c_g`, and a learned
       recency slope :math:`\alpha`;
     - keys: the time features of each past step and its recency
-      :math:`r_j = (j - S)/S \in [-1, 0)`;
+      :math:`r_j \in [-1, 0)` (:math:`(j - 1 - T_\text{in})/T_\text{in}`);
     - values: the past values themselves, so the forecast is a weighted
       average of the history, and its weights say exactly which past steps it used.
 
     The score is then a learned function of the lag alone,
-    :math:`q_h\cdot k_j = \sum_k c_k \cos(2\pi k\,(t_h - t_j)/m) + \alpha\, r_j`
-    (the same phase one or more periods back, and how much to prefer recent
+    :math:`q_i\cdot k_j = \sum_g c_g \cos(2\pi g\,(t_i - t_j)/T_\text{season}) + \alpha\, r_j`
+    (the same phase one or more seasons back, and how much to prefer recent
     ones): like rotary encodings (chapter 7), queries and keys carry absolute
     times but their dot product sees only differences. Scores are not divided
-    by :math:`\sqrt{E}`; the learned :math:`c_k` set the sharpness.
+    by :math:`\sqrt{E}`; the learned :math:`c_g` set the sharpness.
 
     Args:
-        period: m, the season length the time features use.
-        history: S, the number of past steps.
-        horizon: H, the number of future steps.
-        harmonics: K, the cosine/sine pairs per time step (default m/2).
+        period: :math:`T_\text{season}`, the season length the time features use.
+        history: :math:`T_\text{in}`, the number of past steps.
+        horizon: :math:`T_\text{out}`, the number of future steps.
+        harmonics: G, the cosine/sine pairs per time step (default T_season/2).
 
-    ``forward(past (B, S), start (B,))`` -> forecast (B, H), weights (B, H, S);
-    ``start[b]`` is the time index of ``past[b, 0]``.
+    ``forward(past (B, T_in), start (B,))`` -> forecast (B, T_out), weights (B, T_out, T_in);
+    ``start[n]`` is the time index of ``past[n, 0]``.
     """
 
     def __init__(self, period: int, history: int, horizon: int, *, harmonics: int | None = None) -> None:
@@ -238,66 +252,76 @@ class SeasonalAttentionForecaster(nn.Module):
         self.period, self.history, self.horizon = (
             _positive_int(n, v) for n, v in (("period", period), ("history", history), ("horizon", horizon)))
         self.harmonics = _positive_int("harmonics", period // 2 if harmonics is None else harmonics)
-        self.harmonic_weight = nn.Parameter(torch.full((self.harmonics,), 0.1))  # c (K,)
+        self.harmonic_weight = nn.Parameter(torch.full((self.harmonics,), 0.1))  # c (G,)
         self.recency_weight = nn.Parameter(torch.zeros(()))  # alpha
 
     def forward(self, past: torch.Tensor, start: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        _check_float("past", past, 2, "(B, S)")
+        _check_float("past", past, 2, "(B, T_in)")
         _check_long("start", start, 1, "(B,)")
         B, S = past.shape
-        H, m, K = self.horizon, self.period, self.harmonics
+        H, m, K = self.horizon, self.period, self.harmonics  # here S = T_in, H = T_out, m = T_season, K = G
         if S != self.history or start.shape[0] != B:
-            raise ValueError(f"past must be (B, S={self.history}) with start (B,), got {shape_str(past)} "
+            raise ValueError(f"past must be (B, T_in={self.history}) with start (B,), got {shape_str(past)} "
                              f"and {shape_str(start)}")
-        t_past = start[:, None] + torch.arange(S)[None, :]  # (B, S)
-        t_future = start[:, None] + S + torch.arange(H)[None, :]  # (B, H)
-        c = self.harmonic_weight.repeat(2).to(past.dtype)  # (2K,): c_k for the cosine and the sine of harmonic k
-        recency = ((torch.arange(S, dtype=past.dtype) - S) / S).expand(B, S)  # (B, S)
+        t_past = start[:, None] + torch.arange(S)[None, :]  # (B, T_in)
+        t_future = start[:, None] + S + torch.arange(H)[None, :]  # (B, T_out)
+        c = self.harmonic_weight.repeat(2).to(past.dtype)  # (2G,): c_g for the cosine and the sine of harmonic g
+        recency = ((torch.arange(S, dtype=past.dtype) - S) / S).expand(B, S)  # (B, T_in)
         q = torch.cat([c * time_features(t_future, m, K).to(past.dtype),
-                       self.recency_weight.to(past.dtype).expand(B, H, 1)], -1)  # (B, H, 2K+1)
-        k = torch.cat([time_features(t_past, m, K).to(past.dtype), recency[..., None]], -1)  # (B, S, 2K+1)
-        out, weights = scaled_dot_product_attention(q, k, past[..., None], scale=1.0)  # (B, H, 1), (B, H, S)
-        return out[..., 0], weights  # (B, H), (B, H, S)
+                       self.recency_weight.to(past.dtype).expand(B, H, 1)], -1)  # (B, T_out, 2G+1)
+        k = torch.cat([time_features(t_past, m, K).to(past.dtype), recency[..., None]], -1)  # (B, T_in, 2G+1)
+        out, weights = scaled_dot_product_attention(q, k, past[..., None], scale=1.0)  # (B, T_out, 1), (B, T_out, T_in)
+        return out[..., 0], weights  # (B, T_out), (B, T_out, T_in)
 
 
 def naive_forecast(past: torch.Tensor, horizon: int) -> torch.Tensor:
-    r"""Repeat the last value: :math:`\hat y_{T+h} = y_T`. Shapes: past (B, S) -> (B, H)."""
-    _check_float("past", past, 2, "(B, S)")
+    r"""Repeat the last value: :math:`\hat y_{t+i} = y_t`, t the last past step.
+
+    Shapes: past (B, T_in) -> (B, T_out).
+    """
+    _check_float("past", past, 2, "(B, T_in)")
     return past[:, -1:].expand(-1, _positive_int("horizon", horizon)).clone()
 
 
 def seasonal_naive_forecast(past: torch.Tensor, horizon: int, period: int) -> torch.Tensor:
-    r"""Repeat the last season: :math:`\hat y_{T+h} = y_{T+h-km}`, k = ceil(h/m), h = 1..H. Shapes: past (B, S) -> (B, H).
+    r"""Repeat the last season: :math:`\hat y_{t+i} = y_{t+i-k\, T_\text{season}}`.
 
-    For H <= m this is :math:`y_{T+h-m}`; beyond one season the last season starts over.
+    Here :math:`k = \lceil i/T_\text{season}\rceil`, t is the last past step,
+    i = 1..T_out the steps ahead and :math:`T_\text{season}` = ``period``. For
+    :math:`T_\text{out} \le T_\text{season}` this is :math:`y_{t+i-T_\text{season}}`;
+    beyond one season the last season starts over. Shapes: past (B, T_in) -> (B, T_out).
     """
-    _check_float("past", past, 2, "(B, S)")
+    _check_float("past", past, 2, "(B, T_in)")
     horizon, period = _positive_int("horizon", horizon), _positive_int("period", period)
     S = past.shape[1]
     if period > S:
-        raise ValueError(f"the seasonal naive forecast needs a whole season, period m <= S, got m={period}, "
-                         f"past {shape_str(past)}")
-    return past[:, S - period + torch.arange(horizon) % period]  # (B, H): a new tensor (advanced indexing)
+        raise ValueError(f"the seasonal naive forecast needs a whole season, period T_season <= T_in, "
+                         f"got T_season={period}, past {shape_str(past)}")
+    return past[:, S - period + torch.arange(horizon) % period]  # (B, T_out): a new tensor (advanced indexing)
 
 
 def seasonal_mean_forecast(past: torch.Tensor, horizon: int, period: int, seasons: int) -> torch.Tensor:
-    r"""Average the same phase over the last ``seasons`` seasons: :math:`\hat y_{T+h} = \frac1K\sum_{i=1}^K y_{T+h-im}`.
+    r"""Average the same phase over the last k = ``seasons`` seasons.
 
-    Shapes: past (B, S) -> (B, H); needs H <= m and K m <= S.
+    .. math:: \hat y_{t+i} = \frac1k\sum_{c=1}^{k} y_{t+i-c\, T_\text{season}}
+
+    t is the last past step, i = 1..T_out the steps ahead and
+    :math:`T_\text{season}` = ``period``. Shapes: past (B, T_in) -> (B, T_out);
+    needs T_out <= T_season and seasons·T_season <= T_in.
     """
-    _check_float("past", past, 2, "(B, S)")
+    _check_float("past", past, 2, "(B, T_in)")
     horizon, period, seasons = (_positive_int(n, v) for n, v in
                                 (("horizon", horizon), ("period", period), ("seasons", seasons)))
     S = past.shape[1]
     if horizon > period or seasons * period > S:
-        raise ValueError(f"the seasonal mean needs H <= m and K*m <= S, got H={horizon}, m={period}, "
-                         f"K={seasons}, past {shape_str(past)}")
+        raise ValueError(f"the seasonal mean needs T_out <= T_season and seasons*T_season <= T_in, got "
+                         f"T_out={horizon}, T_season={period}, seasons={seasons}, past {shape_str(past)}")
     stacked = torch.stack([past[:, S - i * period: S - i * period + horizon] for i in range(1, seasons + 1)])
-    return stacked.mean(0)  # (B, H)
+    return stacked.mean(0)  # (B, T_out)
 
 
 def mae(forecast: torch.Tensor, actual: torch.Tensor) -> float:
-    """Mean absolute error over every forecast step. Shapes: both (B, H)."""
+    """Mean absolute error over every forecast step. Shapes: both (B, T_out)."""
     if not isinstance(forecast, torch.Tensor) or not isinstance(actual, torch.Tensor) or forecast.shape != actual.shape:
         raise ValueError(f"forecast and actual must be tensors of one shape, got "
                          f"{getattr(forecast, 'shape', type(forecast))} and {getattr(actual, 'shape', type(actual))}")
@@ -307,16 +331,17 @@ def mae(forecast: torch.Tensor, actual: torch.Tensor) -> float:
 def mase(forecast: torch.Tensor, actual: torch.Tensor, train_values: torch.Tensor, period: int) -> float:
     r"""Mean absolute scaled error (Hyndman and Koehler 2006).
 
-    .. math:: \mathrm{MASE} = \frac{\mathrm{MAE}}{\frac{1}{N-m}\sum_{t>m} |y_t - y_{t-m}|}
+    .. math:: \mathrm{MASE} = \frac{\mathrm{MAE}}
+              {\frac{1}{T-T_\text{season}}\sum_{t>T_\text{season}} |y_t - y_{t-T_\text{season}}|}
 
     The scale is the in-sample MAE of the naive seasonal forecast on the
     training series: MASE < 1 means better than that one-step benchmark.
-    Shapes: forecast, actual (B, H); train_values (N,) with N > m.
+    Shapes: forecast, actual (B, T_out); train_values (T,) with T > T_season = ``period``.
     """
-    _check_float("train_values", train_values, 1, "(N,)")
+    _check_float("train_values", train_values, 1, "(T,)")
     period = _positive_int("period", period)
     if train_values.shape[0] <= period:
-        raise ValueError(f"train_values needs more than m={period} steps, got {shape_str(train_values)}")
+        raise ValueError(f"train_values needs more than T_season={period} steps, got {shape_str(train_values)}")
     scale = (train_values[period:] - train_values[:-period]).abs().mean()
     return mae(forecast, actual) / float(scale)
 
@@ -324,20 +349,22 @@ def mase(forecast: torch.Tensor, actual: torch.Tensor, train_values: torch.Tenso
 def weight_near_seasonal_lags(weights: torch.Tensor, history: int, period: int, tolerance: int = 1) -> torch.Tensor:
     r"""The share of each forecast's attention on past steps within ``tolerance`` of a whole number of periods back.
 
-    Query h (the step S + h) and key j are :math:`\text{lag} = S + h - j` steps
-    apart; the key counts if :math:`\min_i |\text{lag} - i m| \le` tolerance, i >= 1.
+    Counting from 0 as the code does, query i (the step :math:`T_\text{in} + i`)
+    and key j are :math:`\text{lag} = T_\text{in} + i - j` steps apart; the
+    key counts if :math:`\min_{c \ge 1} |\text{lag} - c\, T_\text{season}| \le`
+    tolerance, with :math:`T_\text{season}` = ``period``.
 
-    Shapes: weights (B, H, S) -> (B, H).
+    Shapes: weights (B, T_out, T_in) -> (B, T_out).
     """
-    _check_float("weights", weights, 3, "(B, H, S)")
-    B, H, S = weights.shape
+    _check_float("weights", weights, 3, "(B, T_out, T_in)")
+    B, H, S = weights.shape  # H = T_out, S = T_in
     if S != history:
-        raise ValueError(f"weights has S={S} keys but history={history}")
+        raise ValueError(f"weights has T_in={S} keys but history={history}")
     period = _positive_int("period", period)
-    lag = S + torch.arange(H)[:, None] - torch.arange(S)[None, :]  # (H, S), >= 1
-    distance = torch.minimum(lag % period, period - lag % period)  # (H, S)
-    near = (distance <= tolerance) & (lag >= period - tolerance)  # (H, S)
-    return (weights * near).sum(-1)  # (B, H)
+    lag = S + torch.arange(H)[:, None] - torch.arange(S)[None, :]  # (T_out, T_in), >= 1
+    distance = torch.minimum(lag % period, period - lag % period)  # (T_out, T_in)
+    near = (distance <= tolerance) & (lag >= period - tolerance)  # (T_out, T_in)
+    return (weights * near).sum(-1)  # (B, T_out)
 
 
 # =========================================================================== DNA
@@ -349,8 +376,8 @@ NUCLEOTIDES = "ACGT"
 class MotifSequences:
     """DNA sequences as ids 0..3 (A, C, G, T), with where the motif or its decoy was planted.
 
-    ``tokens`` (N, T) long; ``labels`` (N,) long, 1 = carries the motif;
-    ``starts`` (N,) long, the first position of the planted copy (label 1) or
+    ``tokens`` (B, T) long; ``labels`` (B,) long, 1 = carries the motif;
+    ``starts`` (B,) long, the first position of the planted copy (label 1) or
     of the shuffled decoy (label 0); ``motif`` the consensus, e.g. ``"TATAAT"``.
     """
 
@@ -380,9 +407,9 @@ def _count_matches(seq: np.ndarray, motif: np.ndarray, max_mismatches: int) -> n
 def motif_matches(tokens: torch.Tensor, motif: str, max_mismatches: int = 1) -> list[list[int]]:
     """For each sequence, the start of every window within ``max_mismatches`` substitutions of ``motif``.
 
-    Shapes: tokens (N, T) ids 0..3 -> N lists of positions.
+    Shapes: tokens (B, T) ids 0..3 -> B lists of positions.
     """
-    _check_long("tokens", tokens, 2, "(N, T)")
+    _check_long("tokens", tokens, 2, "(B, T)")
     m = _encode_dna(motif)
     if tokens.shape[1] < len(m):
         raise ValueError(f"sequences of T={tokens.shape[1]} are shorter than the motif ({len(m)})")
@@ -439,7 +466,7 @@ def planted_motif_sequences(
 
 
 def one_hot_dna(tokens: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-    """One-hot bases; padded positions (at or after ``lengths[b]``) are all zeros.
+    """One-hot bases; padded positions (at or after ``lengths[n]``) are all zeros.
 
     Shapes: tokens (B, T) ids 0..3, lengths (B,) or None -> (B, T, 4) float32.
     """
@@ -455,16 +482,16 @@ def one_hot_dna(tokens: torch.Tensor, lengths: torch.Tensor | None = None) -> to
 def kmer_counts(tokens: torch.Tensor, k: int) -> torch.Tensor:
     """How often each of the 4^k words of length k occurs in each sequence (a bag of k-mers).
 
-    Shapes: tokens (N, T) ids 0..3 -> (N, 4^k) float32; k=1 is the base composition.
+    Shapes: tokens (B, T) ids 0..3 -> (B, 4^k) float32; k=1 is the base composition.
     """
-    _check_long("tokens", tokens, 2, "(N, T)")
+    _check_long("tokens", tokens, 2, "(B, T)")
     k = _positive_int("k", k)
     N, T = tokens.shape
     if T < k:
         raise ValueError(f"sequences of T={T} have no {k}-mers")
     index = torch.zeros(N, T - k + 1, dtype=torch.long)
     for i in range(k):
-        index = index * 4 + tokens[:, i: T - k + 1 + i]  # (N, T-k+1): the k-mer's number in base 4
+        index = index * 4 + tokens[:, i: T - k + 1 + i]  # (B, T-k+1): the k-mer's number in base 4
     counts = torch.zeros(N, 4 ** k)
     counts.scatter_add_(1, index, torch.ones(N, T - k + 1))
     return counts
@@ -475,13 +502,13 @@ def fit_logistic_regression(
 ) -> Callable[[torch.Tensor], torch.Tensor]:
     r"""Fit :math:`p(y=1\mid x) = \sigma(w\cdot z + b)` on standardised features z, by L-BFGS.
 
-    Returns ``predict(features (M, F)) -> probabilities (M,)``. Shapes:
-    features (N, F) float, labels (N,) 0/1.
+    Returns ``predict(features (B', n_features)) -> probabilities (B',)``. Shapes:
+    features (B, n_features) float, labels (B,) 0/1.
     """
-    _check_float("features", features, 2, "(N, F)")
-    _check_long("labels", labels, 1, "(N,)")
+    _check_float("features", features, 2, "(B, n_features)")
+    _check_long("labels", labels, 1, "(B,)")
     if labels.shape[0] != features.shape[0]:
-        raise ValueError(f"features {shape_str(features)} and labels {shape_str(labels)} disagree on N")
+        raise ValueError(f"features {shape_str(features)} and labels {shape_str(labels)} disagree on B")
     x = features.double()
     mean, std = x.mean(0), x.std(0).clamp_min(1e-6)
     z, y = (x - mean) / std, labels.double()
@@ -499,9 +526,9 @@ def fit_logistic_regression(
     w, b = w.detach(), b.detach()
 
     def predict(new: torch.Tensor) -> torch.Tensor:
-        _check_float("features", new, 2, f"(M, F={x.shape[1]})")
+        _check_float("features", new, 2, f"(B', n_features={x.shape[1]})")
         if new.shape[1] != x.shape[1]:
-            raise ValueError(f"features must have F={x.shape[1]} columns, got {shape_str(new)}")
+            raise ValueError(f"features must have n_features={x.shape[1]} columns, got {shape_str(new)}")
         return torch.sigmoid(((new.double() - mean) / std) @ w + b).float()
 
     return predict
@@ -510,14 +537,16 @@ def fit_logistic_regression(
 class AttentionPooling(nn.Module):
     r"""Pool a sequence into one vector with one learned query.
 
-    .. math:: a = \mathrm{softmax}\!\left(\frac{q\,(H W_k)^\top}{\sqrt{E}}\right),\qquad
-              \text{pooled} = a\,(H W_v)
+    .. math:: a = \mathrm{softmax}\!\left(\frac{q\,(X W_k)^\top}{\sqrt{E}}\right),\qquad
+              \text{pooled} = a\,(X W_v)
 
-    The query q is a trained vector, the same for every sequence; keys and
-    values are projections of the positions' features H (B, T, D).
+    The query q (E,) is a trained vector, the same for every sequence; keys and
+    values are projections of the positions' features X = ``h``, one row per
+    position (``key.weight`` is :math:`W_k^\top`, ``nn.Linear``'s layout).
+    E = ``d_k``, Ev = ``d_v``.
 
-    ``forward(h (B, T, D), lengths=None)`` -> pooled (B, Dv), weights (B, T);
-    padded positions (at or after ``lengths[b]``) get weight 0.
+    ``forward(h (B, T, D), lengths=None)`` -> pooled (B, Ev), weights (B, T);
+    padded positions (at or after ``lengths[n]``) get weight 0.
     """
 
     def __init__(self, d_in: int, d_k: int, d_v: int) -> None:
@@ -535,8 +564,8 @@ class AttentionPooling(nn.Module):
         keep = _lengths_mask(lengths, B, T)
         q = self.query.to(h.dtype).expand(B, 1, -1)  # (B, 1, E)
         mask = None if keep is None else keep[:, None, :]  # (B, 1, T)
-        pooled, weights = scaled_dot_product_attention(q, self.key(h), self.value(h), mask)  # (B, 1, Dv), (B, 1, T)
-        return pooled[:, 0], weights[:, 0]  # (B, Dv), (B, T)
+        pooled, weights = scaled_dot_product_attention(q, self.key(h), self.value(h), mask)  # (B, 1, Ev), (B, 1, T)
+        return pooled[:, 0], weights[:, 0]  # (B, Ev), (B, T)
 
 
 class MotifAttentionClassifier(nn.Module):
@@ -544,8 +573,8 @@ class MotifAttentionClassifier(nn.Module):
 
     .. math::
         h_j = \mathrm{LN}(\mathrm{ReLU}(\mathrm{conv}(x)_j)),\qquad
-        a = \mathrm{softmax}_j(q \cdot W_k h_j / \sqrt{E}),\qquad
-        \text{logit} = w^\top \textstyle\sum_j a_j W_v h_j + b
+        a = \mathrm{softmax}_j(q \cdot h_j W_k / \sqrt{E}),\qquad
+        \text{logit} = \big(\textstyle\sum_j a_j h_j W_v\big)\, w + b
 
     Each :math:`h_j` describes the ``kernel_size`` bases around position j (a
     learned k-mer detector per channel, as in DeepBind); the learned query
@@ -555,7 +584,7 @@ class MotifAttentionClassifier(nn.Module):
     from some seeds stalls with part of the motif's variants undetected.
 
     ``forward(tokens (B, T), lengths=None)`` -> logits (B,), weights (B, T);
-    padded positions (at or after ``lengths[b]``) are zeros to the
+    padded positions (at or after ``lengths[n]``) are zeros to the
     convolution and get weight 0.
     """
 
@@ -583,11 +612,12 @@ class MotifAttentionClassifier(nn.Module):
 class PurchaseHistories:
     """Users' purchase sequences.
 
-    Item ids: products ``0..P-1``, accessories ``P..2P-1`` (accessory of product
-    p is ``P + p``), everyday items ``2P..2P+F-1``; their ``names`` are
-    ``P0, P1, ...``, ``A0, A1, ...`` (``A3`` goes with ``P3``) and ``e0, e1, ...``.
-    ``items`` (N, T) long; ``trigger`` (N, T) long: for an accessory, the
-    position of the product it follows, else -1.
+    With n_p = ``num_products`` and n_e = ``num_everyday``, item ids are:
+    products ``0..n_p-1``, accessories ``n_p..2n_p-1`` (the accessory of
+    product i is ``n_p + i``), everyday items ``2n_p..2n_p+n_e-1``; their
+    ``names`` are ``P0, P1, ...``, ``A0, A1, ...`` (``A3`` goes with ``P3``)
+    and ``e0, e1, ...``. ``items`` (B, T) long, one row per user; ``trigger``
+    (B, T) long: for an accessory, the position of the product it follows, else -1.
     """
 
     items: torch.Tensor
@@ -628,8 +658,9 @@ def purchase_histories(
        that step falls after the end);
     2. else, if no product is waiting for its accessory, with probability
        ``product_rate`` a product the user has not bought yet, by Zipf
-       popularity (:math:`p_i \propto 1/i`): at most one product waits at a time;
-    3. else an everyday item, by Zipf popularity (:math:`p_i \propto 1/i`).
+       popularity (the i-th most popular with probability :math:`\propto 1/i`):
+       at most one product waits at a time;
+    3. else an everyday item, by Zipf popularity (:math:`\propto 1/i` again).
 
     The accessory depends on a purchase up to ``delays[1]`` steps back, with
     everyday items in between: the last item alone does not predict it.
@@ -669,17 +700,20 @@ class NextItemTransformer(nn.Module):
     r"""Next-item prediction with causal self-attention over the history, in the style of SASRec.
 
     .. math::
-        x_t = E_{\text{item}}[i_t] + P[t],\qquad
+        x_t = W_{\text{item}}[\text{item}_t] + W_{\text{pos}}[t - 1],\qquad
         h = \mathrm{EncoderLayer}(x,\ \text{causal mask}),\qquad
-        \text{scores}_t = \mathrm{LN}(h_t)\, E_{\text{item}}^\top
+        \text{scores}_t = \mathrm{LN}(h_t)\, W_{\text{item}}^\top
 
-    Position t's query looks at the items bought at steps <= t (keys and
-    values), and its output scores every item of the catalogue as the purchase
-    at step t + 1. As in SASRec (Kang and McAuley 2018) the output shares the
-    item embedding; unlike it we use one pre-norm block and no dropout.
+    with :math:`W_\text{item}` the (num_items, D) item embeddings and
+    :math:`W_\text{pos}` the learned position table, row p = t - 1 for the
+    step t = 1..T. Position t's query looks at the items bought at steps <= t
+    (keys and values), and its output scores every item of the catalogue as
+    the purchase at step t + 1. As in SASRec (Kang and McAuley 2018) the
+    output shares the item embedding; unlike it we use one pre-norm block and
+    no dropout.
 
     ``forward(items (B, T), lengths=None)`` -> scores (B, T, num_items),
-    weights (B, H, T, T); padded keys (at or after ``lengths[b]``) get weight 0.
+    weights (B, H, T, T); padded keys (at or after ``lengths[n]``) get weight 0.
     """
 
     def __init__(self, num_items: int, max_length: int, *, d_model: int = 32, num_heads: int = 1,
@@ -713,9 +747,9 @@ class NextItemTransformer(nn.Module):
 def popularity_scores(train_items: torch.Tensor, num_items: int) -> torch.Tensor:
     """How often each item was bought in the training histories: the same ranking for everyone.
 
-    Shapes: train_items (N, T) -> (num_items,) float32.
+    Shapes: train_items (B, T) -> (num_items,) float32.
     """
-    _check_long("train_items", train_items, 2, "(N, T)")
+    _check_long("train_items", train_items, 2, "(B, T)")
     return torch.bincount(train_items.flatten(), minlength=_positive_int("num_items", num_items)).float()
 
 
@@ -726,9 +760,9 @@ def markov_scores(train_items: torch.Tensor, num_items: int) -> torch.Tensor:
 
     The small popularity term only breaks ties (unseen transitions). Row i
     of the result scores every item as the successor of item i.
-    Shapes: train_items (N, T) -> (num_items, num_items) float32.
+    Shapes: train_items (B, T) -> (num_items, num_items) float32.
     """
-    _check_long("train_items", train_items, 2, "(N, T)")
+    _check_long("train_items", train_items, 2, "(B, T)")
     num_items = _positive_int("num_items", num_items)
     prev, nxt = train_items[:, :-1].flatten(), train_items[:, 1:].flatten()
     counts = torch.zeros(num_items * num_items)
@@ -739,14 +773,14 @@ def markov_scores(train_items: torch.Tensor, num_items: int) -> torch.Tensor:
 def hit_rate_at_k(scores: torch.Tensor, targets: torch.Tensor, k: int) -> float:
     """The share of predictions whose true next item is among the k highest-scored items.
 
-    Ties are broken by ``torch.topk``. Shapes: scores (N, I), targets (N,).
+    Ties are broken by ``torch.topk``. Shapes: scores (B, num_items), targets (B,).
     """
-    _check_float("scores", scores, 2, "(N, I)")
-    _check_long("targets", targets, 1, "(N,)")
+    _check_float("scores", scores, 2, "(B, num_items)")
+    _check_long("targets", targets, 1, "(B,)")
     if scores.shape[0] != targets.shape[0]:
-        raise ValueError(f"scores {shape_str(scores)} and targets {shape_str(targets)} disagree on N")
+        raise ValueError(f"scores {shape_str(scores)} and targets {shape_str(targets)} disagree on B")
     k = _positive_int("k", k)
     if k > scores.shape[1]:
-        raise ValueError(f"k={k} exceeds the I={scores.shape[1]} items")
-    top = scores.topk(k, dim=1).indices  # (N, k)
+        raise ValueError(f"k={k} exceeds the num_items={scores.shape[1]} items")
+    top = scores.topk(k, dim=1).indices  # (B, k)
     return float((top == targets[:, None]).any(1).float().mean())

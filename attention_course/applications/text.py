@@ -8,7 +8,7 @@ or two *opinion phrases*. A phrase is an opinion word (``good``, ``dull``, ...),
 optionally preceded by a negator (``not``, ``never``) that flips it. The label
 rule (:func:`review_label`):
 
-    polarity(word at t) = polarity of the word, flipped iff token t-1 is a negator;
+    polarity(word at i) = polarity of the word, flipped iff token i-1 is a negator;
     label = the polarity shared by every opinion word of the review (1 = positive).
 
 The generator makes all phrases of a review agree, and may add one *stray*
@@ -18,11 +18,11 @@ negator that modifies nothing (the two tokens after it are filler).
 neighbours (one convolution), pools the states and classifies. Its pooling is
 **attention pooling** (:class:`AttentionPooling`), the readout of Yang et al.
 (2016)'s hierarchical attention networks: one learned query vector scores every
-position of a sequence of states,
+position of a sequence of states (the keys, j = 1..S),
 
-.. math:: k_t = W_k h_t,\quad e_t = \frac{q \cdot k_t}{\sqrt{E}},\quad
+.. math:: k_j = h_j W_k,\quad e_j = \frac{q \cdot k_j}{\sqrt{E}},\quad
           a = \mathrm{softmax}(e)\ \text{over the real tokens},\quad
-          \text{pooled} = \sum_t a_t h_t
+          \text{pooled} = \sum_j a_j h_j
 
 **Documents** (:func:`documents`): 6-12 sentences about one of four topics; two
 or three *key* sentences carry the topic's keywords, the others are filler that
@@ -32,8 +32,9 @@ the same attention pooling and is trained only to predict the topic;
 :func:`top_k_sentences` then extracts the sentences it weighted most, scored by
 :func:`rouge_1` (Lin 2004) against :func:`lead_k` and :func:`random_k`.
 
-Shapes: B batch, T words per review (padded), N sentences per document
-(padded), W words per sentence (padded), D state width, E key size.
+Shapes: B batch; S the positions attention pools over, words per review or
+sentences per document (padded); T_w words per sentence (padded); D state
+width; E key size.
 """
 
 from __future__ import annotations
@@ -76,8 +77,8 @@ REVIEW_VOCAB = Vocab(FILLER + POSITIVE + NEGATIVE + NEGATORS)
 class ReviewSet:
     """A batch of reviews, padded to the longest.
 
-    tokens (B, T) int ids of :data:`REVIEW_VOCAB` (0 = padding), lengths (B,),
-    labels (B,) 1 = positive, deciding (B, T) bool: the opinion words and the
+    tokens (B, S) int ids of :data:`REVIEW_VOCAB` (0 = padding), lengths (B,),
+    labels (B,) 1 = positive, deciding (B, S) bool: the opinion words and the
     negators that flip them; words: the reviews as word lists.
     """
 
@@ -154,8 +155,8 @@ def reviews(n: int, *, seed: int, min_len: int = 8, max_len: int = 40) -> Review
     if not 6 <= min_len <= max_len:
         raise ValueError(f"need 6 <= min_len <= max_len, got min_len={min_len}, max_len={max_len}")
     rng = random.Random(seed)
-    tokens = torch.zeros(n, max_len, dtype=torch.long)  # (B, T)
-    deciding = torch.zeros(n, max_len, dtype=torch.bool)  # (B, T)
+    tokens = torch.zeros(n, max_len, dtype=torch.long)  # (B, S), B = n
+    deciding = torch.zeros(n, max_len, dtype=torch.bool)  # (B, S)
     lengths, labels, all_words = [], [], []
     for i in range(n):
         length = rng.randint(min_len, max_len)
@@ -190,11 +191,11 @@ DOC_VOCAB = Vocab(DOC_FILLER + tuple(w for words in TOPICS.values() for w in wor
 
 @dataclass(frozen=True)
 class DocumentSet:
-    """A batch of documents, padded to N sentences of W words.
+    """A batch of documents, padded to S sentences of T_w words.
 
-    tokens (B, N, W) ids of :data:`DOC_VOCAB` (0 = padding), word_lengths (B, N)
+    tokens (B, S, T_w) ids of :data:`DOC_VOCAB` (0 = padding), word_lengths (B, S)
     (0 for a padding sentence), n_sentences (B,), topics (B,) index into
-    :data:`TOPIC_NAMES`, key (B, N) bool: the reference summary's sentences;
+    :data:`TOPIC_NAMES`, key (B, S) bool: the reference summary's sentences;
     sentences: each document as a tuple of word tuples.
     """
 
@@ -233,9 +234,9 @@ def documents(n: int, *, seed: int, min_sentences: int = 6, max_sentences: int =
     if not 0.0 <= mention_rate <= 1.0:
         raise ValueError(f"mention_rate must lie in [0, 1], got {mention_rate}")
     rng = random.Random(seed)
-    tokens = torch.zeros(n, max_sentences, max_words, dtype=torch.long)  # (B, N, W)
-    word_lengths = torch.zeros(n, max_sentences, dtype=torch.long)  # (B, N)
-    key = torch.zeros(n, max_sentences, dtype=torch.bool)  # (B, N)
+    tokens = torch.zeros(n, max_sentences, max_words, dtype=torch.long)  # (B, S, T_w), B = n
+    word_lengths = torch.zeros(n, max_sentences, dtype=torch.long)  # (B, S)
+    key = torch.zeros(n, max_sentences, dtype=torch.bool)  # (B, S)
     n_sentences, topics, docs = [], [], []
     for i in range(n):
         topic = rng.randrange(len(TOPIC_NAMES))
@@ -270,16 +271,17 @@ def documents(n: int, *, seed: int, min_sentences: int = 6, max_sentences: int =
 class AttentionPooling(nn.Module):
     r"""Pool a sequence of states into one vector with a single learned query.
 
-    .. math:: k_t = W_k h_t,\quad a = \mathrm{softmax}_t\!\left(\frac{q \cdot k_t}{\sqrt{E}}\right),
-              \quad \text{pooled} = \sum_t a_t h_t
+    .. math:: k_j = h_j W_k,\quad a = \mathrm{softmax}_j\!\left(\frac{q \cdot k_j}{\sqrt{E}}\right),
+              \quad \text{pooled} = \sum_j a_j h_j
 
     Query: the learned vector :math:`q` (E,), the same for every input. Keys:
-    :math:`W_k h_t`; values: the states :math:`h_t` themselves. Positions where
-    ``mask`` is False (padding) get weight exactly 0. Yang et al. (2016) use an
-    additive score :math:`q \cdot \tanh(W h_t + b)`; we use the scaled dot
-    product of chapter 3.
+    :math:`h_j W_k` (``key.weight`` is :math:`W_k^\top`, ``nn.Linear``'s layout);
+    values: the states :math:`h_j` themselves. Positions where ``mask`` is
+    False (padding) get weight exactly 0. Yang et al. (2016) use an additive
+    score :math:`q \cdot \tanh(h_j W + b)`; we use the scaled dot product of
+    chapter 3.
 
-    ``forward(states (B, T, D), mask (B, T) bool, True = real)`` -> pooled (B, D), weights (B, T).
+    ``forward(states (B, S, D), mask (B, S) bool, True = real)`` -> pooled (B, D), weights (B, S).
     Taught in chapter 9 (``09a_text_classification_and_summarization``).
     """
 
@@ -291,21 +293,21 @@ class AttentionPooling(nn.Module):
     def forward(self, states: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if states.dim() != 3 or mask.shape != states.shape[:2] or mask.dtype != torch.bool:
             raise ValueError(
-                f"states must be (B, T, D) and mask bool (B, T), got {tuple(states.shape)} and "
+                f"states must be (B, S, D) and mask bool (B, S), got {tuple(states.shape)} and "
                 f"{tuple(mask.shape)} {mask.dtype}"
             )
         B, T, D = states.shape
-        keys = self.key(states)  # (B, T, E)
+        keys = self.key(states)  # (B, S, E); T = S here
         query = self.query.expand(B, 1, -1)  # (B, 1, E)
-        pooled, weights = scaled_dot_product_attention(query, keys, states, mask[:, None, :])  # (B, 1, D), (B, 1, T)
-        return pooled[:, 0], weights[:, 0]  # (B, D), (B, T)
+        pooled, weights = scaled_dot_product_attention(query, keys, states, mask[:, None, :])  # (B, 1, D), (B, 1, S)
+        return pooled[:, 0], weights[:, 0]  # (B, D), (B, S)
 
 
 class ReviewClassifier(nn.Module):
     r"""Embedding + a local context encoder + a readout + a linear classifier.
 
     The context encoder is one convolution over each word and its two
-    neighbours, :math:`h_t = \mathrm{ReLU}(W_{-1} x_{t-1} + W_0 x_t + W_{+1} x_{t+1} + b)`,
+    neighbours, :math:`h_i = \mathrm{ReLU}(x_{i-1} W_{-1} + x_i W_0 + x_{i+1} W_{+1} + b)`,
     so the state at an opinion word knows whether a negator stands right before
     it, and a state knows nothing about words further away (padding embeds to 0,
     the convolution's own zero padding, so real positions never see padding).
@@ -313,7 +315,7 @@ class ReviewClassifier(nn.Module):
     ``readout``: ``"attention"`` (:class:`AttentionPooling`) or ``"mean"`` (every
     real token's state weighted 1/length: attention with uniform weights).
 
-    ``forward(tokens (B, T), lengths (B,))`` -> logits (B, 2), weights (B, T).
+    ``forward(tokens (B, S), lengths (B,))`` -> logits (B, 2), weights (B, S).
     """
 
     READOUTS = ("attention", "mean")
@@ -332,36 +334,36 @@ class ReviewClassifier(nn.Module):
         self.classify = nn.Linear(hidden_size, 2)
 
     def states(self, tokens: torch.Tensor) -> torch.Tensor:
-        """tokens (B, T) -> context states (B, T, D)."""
-        x = self.embedding(tokens)  # (B, T, Emb)
-        return torch.relu(self.context(x.transpose(1, 2))).transpose(1, 2)  # (B, T, D)
+        """tokens (B, S) -> context states (B, S, D)."""
+        x = self.embedding(tokens)  # (B, S, Emb)
+        return torch.relu(self.context(x.transpose(1, 2))).transpose(1, 2)  # (B, S, D)
 
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if tokens.dim() != 2 or lengths.shape != (tokens.shape[0],):
             raise ValueError(
-                f"tokens must be (B, T) and lengths (B,), got {tuple(tokens.shape)} and {tuple(lengths.shape)}"
+                f"tokens must be (B, S) and lengths (B,), got {tuple(tokens.shape)} and {tuple(lengths.shape)}"
             )
         B, T = tokens.shape
-        states = self.states(tokens)  # (B, T, D)
-        mask = padding_mask(lengths, T)  # (B, T)
+        states = self.states(tokens)  # (B, S, D); T = S here
+        mask = padding_mask(lengths, T)  # (B, S)
         if self.readout == "attention":
-            pooled, weights = self.pool(states, mask)  # (B, D), (B, T)
+            pooled, weights = self.pool(states, mask)  # (B, D), (B, S)
         else:
-            weights = mask.float() / lengths.clamp_min(1)[:, None].float()  # (B, T)
+            weights = mask.float() / lengths.clamp_min(1)[:, None].float()  # (B, S)
             pooled = (weights[:, :, None] * states).sum(1)  # (B, D)
-        return self.classify(pooled), weights  # (B, 2), (B, T)
+        return self.classify(pooled), weights  # (B, 2), (B, S)
 
 
 class SentenceAttentionClassifier(nn.Module):
     r"""Topic classifier over sentences: sentence vectors, attention pooling, linear.
 
-    A sentence's vector is :math:`s_i = \tanh(W \bar{x}_i)`, with :math:`\bar{x}_i`
+    A sentence's vector is :math:`h_i = \tanh(\bar{x}_i W + b)`, with :math:`\bar{x}_i`
     the mean of its word embeddings; :class:`AttentionPooling` weighs the
     sentences (padding sentences get weight 0) and a linear layer reads the topic
-    off the pooled document vector. With ``readout="mean"`` every real sentence
-    gets weight 1/N instead.
+    off the pooled document vector. With ``readout="mean"`` each of a document's
+    real sentences gets weight 1/(their number) instead.
 
-    ``forward(tokens (B, N, W), word_lengths (B, N))`` -> logits (B, topics), weights (B, N).
+    ``forward(tokens (B, S, T_w), word_lengths (B, S))`` -> logits (B, n_topics), weights (B, S).
     """
 
     def __init__(self, vocab_size: int, n_topics: int = len(TOPIC_NAMES), embed_size: int = 32,
@@ -376,25 +378,25 @@ class SentenceAttentionClassifier(nn.Module):
         self.classify = nn.Linear(embed_size, n_topics)
 
     def sentence_vectors(self, tokens: torch.Tensor, word_lengths: torch.Tensor) -> torch.Tensor:
-        """tokens (B, N, W), word_lengths (B, N) -> sentence vectors (B, N, D)."""
-        x = self.embedding(tokens)  # (B, N, W, D); padding ids embed to 0
-        mean = x.sum(2) / word_lengths.clamp_min(1)[..., None].float()  # (B, N, D)
-        return torch.tanh(self.sentence(mean))  # (B, N, D)
+        """tokens (B, S, T_w), word_lengths (B, S) -> sentence vectors (B, S, D)."""
+        x = self.embedding(tokens)  # (B, S, T_w, D); padding ids embed to 0
+        mean = x.sum(2) / word_lengths.clamp_min(1)[..., None].float()  # (B, S, D)
+        return torch.tanh(self.sentence(mean))  # (B, S, D)
 
     def forward(self, tokens: torch.Tensor, word_lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if tokens.dim() != 3 or word_lengths.shape != tokens.shape[:2]:
             raise ValueError(
-                f"tokens must be (B, N, W) and word_lengths (B, N), got {tuple(tokens.shape)} and "
+                f"tokens must be (B, S, T_w) and word_lengths (B, S), got {tuple(tokens.shape)} and "
                 f"{tuple(word_lengths.shape)}"
             )
-        sentences = self.sentence_vectors(tokens, word_lengths)  # (B, N, D)
-        mask = word_lengths > 0  # (B, N)
+        sentences = self.sentence_vectors(tokens, word_lengths)  # (B, S, D)
+        mask = word_lengths > 0  # (B, S)
         if self.readout == "attention":
-            pooled, weights = self.pool(sentences, mask)  # (B, D), (B, N)
+            pooled, weights = self.pool(sentences, mask)  # (B, D), (B, S)
         else:
-            weights = mask.float() / mask.sum(1, keepdim=True).clamp_min(1).float()  # (B, N)
+            weights = mask.float() / mask.sum(1, keepdim=True).clamp_min(1).float()  # (B, S)
             pooled = (weights[:, :, None] * sentences).sum(1)  # (B, D)
-        return self.classify(pooled), weights  # (B, topics), (B, N)
+        return self.classify(pooled), weights  # (B, n_topics), (B, S)
 
 
 # --------------------------------------------------------------------------- training and evaluation
@@ -404,8 +406,8 @@ def fit(model: nn.Module, inputs: Sequence[torch.Tensor], targets: torch.Tensor,
         batch_size: int = 64, lr: float = 1e-2, seed: int = 0) -> list[float]:
     """Cross-entropy with Adam on random minibatches; returns the loss at each step.
 
-    ``model(*[x[idx] for x in inputs])`` must return ``(logits (B, C), weights)``;
-    ``targets`` (n,) are class ids. Minibatches are drawn by a generator seeded
+    ``model(*[x[idx] for x in inputs])`` must return ``(logits (B, num_classes), weights)``;
+    ``targets``, one per row of each input, are class ids. Minibatches are drawn by a generator seeded
     with ``seed`` (the global RNG is not touched).
     """
     n = targets.shape[0]
@@ -417,7 +419,7 @@ def fit(model: nn.Module, inputs: Sequence[torch.Tensor], targets: torch.Tensor,
     losses = []
     for _ in range(steps):
         idx = torch.randint(0, n, (batch_size,), generator=gen)
-        logits, _ = model(*(x[idx] for x in inputs))  # (B, C)
+        logits, _ = model(*(x[idx] for x in inputs))  # (B, num_classes)
         loss = nn.functional.cross_entropy(logits, targets[idx])
         optimiser.zero_grad()
         loss.backward()
@@ -433,22 +435,22 @@ def drop_word(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Delete one word from each review: the erasure test of a model's reliance on that word.
 
-    tokens (B, T), lengths (B,), positions (B,) with 0 <= positions < lengths
-    -> tokens (B, T - 1) with row b's word ``positions[b]`` removed and the rest
+    tokens (B, S), lengths (B,), positions (B,) with 0 <= positions < lengths
+    -> tokens (B, S - 1) with row n's word ``positions[n]`` removed and the rest
     shifted left, and lengths - 1. Needs every length >= 2. Inputs are not modified.
     """
     if tokens.dim() != 2 or lengths.shape != (tokens.shape[0],) or positions.shape != lengths.shape:
         raise ValueError(
-            f"tokens must be (B, T), lengths and positions (B,), got {tuple(tokens.shape)}, "
+            f"tokens must be (B, S), lengths and positions (B,), got {tuple(tokens.shape)}, "
             f"{tuple(lengths.shape)} and {tuple(positions.shape)}"
         )
     if bool((lengths < 2).any()) or bool((positions < 0).any()) or bool((positions >= lengths).any()):
         raise ValueError("need lengths >= 2 and 0 <= positions < lengths in every row")
     B, T = tokens.shape
-    j = torch.arange(T - 1)[None, :]  # (1, T-1)
-    source = j + (j >= positions[:, None]).long()  # (B, T-1): skip the dropped word
+    j = torch.arange(T - 1)[None, :]  # (1, S-1); T = S here
+    source = j + (j >= positions[:, None]).long()  # (B, S-1): skip the dropped word
     new_lengths = lengths - 1
-    out = tokens.gather(1, source).masked_fill(j >= new_lengths[:, None], 0)  # (B, T-1)
+    out = tokens.gather(1, source).masked_fill(j >= new_lengths[:, None], 0)  # (B, S-1)
     return out, new_lengths
 
 

@@ -1,15 +1,18 @@
 r"""Attention for images: seeded shape images, patches, and a tiny vision transformer.
 
 A vision transformer (ViT, Dosovitskiy et al. 2021) reads an image as a
-sequence: cut it into :math:`P \times P` patches, flatten each, embed it with
-one linear map, prepend a learned ``[CLS]`` token, add learned position
-embeddings, and run a Transformer encoder. The class is read from the
-``[CLS]`` token's final vector.
+sequence: cut it into :math:`p_\text{img} \times p_\text{img}` patches, flatten
+each, embed it with one linear map, prepend a learned ``[CLS]`` token, add
+learned position embeddings, and run a Transformer encoder. The class is read
+from the ``[CLS]`` token's final vector.
 
 .. math::
-    z_0 = [x_\text{cls};\ \mathrm{patch}_1 W_e;\ \dots;\ \mathrm{patch}_N W_e] + E_\text{pos},\qquad
+    z_0 = [x_\text{cls};\ \mathrm{patch}_1 W_e;\ \dots;\ \mathrm{patch}_N W_e] + W_\text{pos},\qquad
     z_\ell = \mathrm{EncoderLayer}_\ell(z_{\ell-1}),\qquad
-    \hat y = \mathrm{LN}(z_L)_0\, W_\text{head}
+    \hat y = \mathrm{LN}(z_{N_\ell})_0\, W_\text{head}
+
+(one token per row; :math:`W_\text{pos}` the (1 + N, D) table of learned
+position vectors, :math:`N_\ell` layers, row 0 of the last one read out).
 
 In self-attention every token (the ``[CLS]`` token and each patch) makes a
 query, a key and a value; the ``[CLS]`` row of the weights shows which
@@ -24,9 +27,11 @@ patches the ``[CLS]`` token reads from in that layer.
   :func:`upsample_patch_map`, :func:`mask_iou`, :func:`centre_blob`: reading
   the [CLS] attention against the shape masks.
 
-Shapes: images (B, C, H, W) with C channels, height H and width W; P patch
-size; N = (H/P)(W/P) patches; T = 1 + N tokens; D model width; K classes;
-attention weights (B, H, T, T) per layer, where H is the number of heads.
+Shapes: images (B, C, R_h, R_w) with C channels, height R_h and width R_w
+(R for a square image's side); p_img the patch side (``patch_size``);
+N = (R_h/p_img)(R_w/p_img) patches, g = R / p_img of them per side of a square
+image (N = g²); T = 1 + N tokens; D model width; ``num_classes`` classes;
+attention weights (B, H, T, T) per layer, H the number of heads.
 Taught in chapter 9 (``chapters/09c_vision_transformer.ipynb``).
 """
 
@@ -58,8 +63,8 @@ SHAPE_CLASSES = ("square", "disc", "triangle", "cross")
 
 @dataclass(frozen=True)
 class ShapeImages:
-    """A batch of shape images: ``images`` (n, 1, S, S) float32, ``labels`` (n,) int64
-    (an index into ``classes``), ``masks`` (n, S, S) bool (True = pixel of the shape)."""
+    """A batch of B shape images: ``images`` (B, 1, R, R) float32, ``labels`` (B,) int64
+    (an index into ``classes``), ``masks`` (B, R, R) bool (True = pixel of the shape)."""
 
     images: torch.Tensor
     labels: torch.Tensor
@@ -98,7 +103,7 @@ def shapes(n: int, *, size: int = 28, min_radius: int = 4, max_radius: int = 6, 
     is the shape's index in :data:`SHAPE_CLASSES`; the mask marks its pixels.
 
     Seeded by ``seed`` alone (NumPy's ``default_rng``; no global random state).
-    Returns a :class:`ShapeImages` with images (n, 1, size, size).
+    Returns a :class:`ShapeImages` with images (n, 1, R, R), R = ``size``.
     """
     for name, v in (("n", n), ("size", size), ("min_radius", min_radius), ("max_radius", max_radius)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -128,40 +133,44 @@ def shapes(n: int, *, size: int = 28, min_radius: int = 4, max_radius: int = 6, 
 
 
 def patchify(images: torch.Tensor, patch_size: int) -> torch.Tensor:
-    r"""Cut images into non-overlapping square patches and flatten each: (B, C, H, W) -> (B, N, C·P·P).
+    r"""Cut images into non-overlapping square patches and flatten each: (B, C, R_h, R_w) -> (B, N, C·p_img²).
 
-    Patches come in row-major order (left to right, then top to bottom), N =
-    (H/P)(W/P); each is flattened in (C, P, P) order, the layout of a
-    ``Conv2d`` kernel, so that ``Conv2d(C, D, kernel_size=P, stride=P)`` equals
-    a ``Linear(C·P·P, D)`` on the patches whose weight is the conv weight
-    reshaped to (D, C·P·P). Equivalent to::
+    p_img = ``patch_size`` (``ps`` in the code below). Patches come in row-major order
+    (left to right, then top to bottom), N = (R_h/p_img)(R_w/p_img); each is
+    flattened in (C, p_img, p_img) order, the layout of a ``Conv2d`` kernel,
+    so that ``Conv2d(C, D, kernel_size=ps, stride=ps)`` equals a
+    ``Linear(C·p_img², D)`` on the patches whose weight is the conv weight
+    reshaped to (D, C·p_img²). Equivalent to::
 
-        x = images.reshape(B, C, H // P, P, W // P, P)
-        x.permute(0, 2, 4, 1, 3, 5).reshape(B, N, C * P * P)
+        x = images.reshape(B, C, R_h // ps, ps, R_w // ps, ps)
+        x.permute(0, 2, 4, 1, 3, 5).reshape(B, N, C * ps * ps)
 
-    Raises ``ValueError`` unless images is 4-D and P divides H and W.
+    Raises ``ValueError`` unless images is 4-D and p_img divides R_h and R_w.
     Taught in chapter 9 (vision).
     """
     require_tensor("images", images)
     if images.dim() != 4:
-        raise ValueError(f"images must be (B, C, H, W), got shape {shape_str(images)}")
+        raise ValueError(f"images must be (B, C, R_h, R_w), got shape {shape_str(images)}")
     if isinstance(patch_size, bool) or not isinstance(patch_size, int) or patch_size < 1:
         raise ValueError(f"patch_size must be a positive int, got {patch_size!r}")
     B, C, H, W = images.shape
     P = patch_size
     if H % P or W % P:
-        raise ValueError(f"patch_size P={P} must divide the image's H={H} and W={W} "
-                         f"(images {shape_str(images)})")
-    x = images.reshape(B, C, H // P, P, W // P, P)  # (B, C, H/P, P, W/P, P)
-    x = x.permute(0, 2, 4, 1, 3, 5)  # (B, H/P, W/P, C, P, P)
-    return x.reshape(B, (H // P) * (W // P), C * P * P)  # (B, N, C·P·P)
+        raise ValueError(f"patch_size p_img={P} must divide the image's height R_h={H} and width R_w={W} "
+                         f"(images {shape_str(images)} = (B, C, R_h, R_w))")
+    x = images.reshape(B, C, H // P, P, W // P, P)  # (B, C, R_h/p_img, p_img, R_w/p_img, p_img); H, W = R_h, R_w
+    x = x.permute(0, 2, 4, 1, 3, 5)  # (B, R_h/p_img, R_w/p_img, C, p_img, p_img)
+    return x.reshape(B, (H // P) * (W // P), C * P * P)  # (B, N, C·p_img²)
 
 
 def patch_masks(masks: torch.Tensor, patch_size: int) -> torch.Tensor:
-    """Which patches overlap the shape: pixel masks (B, H, W) bool -> (B, N) bool, row-major like :func:`patchify`."""
+    """Which patches overlap the shape: pixel masks (B, R_h, R_w) bool -> (B, N) bool, row-major as in :func:`patchify`.
+
+    A patch is True if any of its pixels is.
+    """
     require_tensor("masks", masks)
     if masks.dim() != 3 or masks.dtype != torch.bool:
-        raise ValueError(f"masks must be bool (B, H, W), got {masks.dtype} of shape {shape_str(masks)}")
+        raise ValueError(f"masks must be bool (B, R_h, R_w), got {masks.dtype} of shape {shape_str(masks)}")
     return patchify(masks[:, None].float(), patch_size).amax(dim=-1) > 0  # (B, N)
 
 
@@ -172,7 +181,7 @@ def _check_images(images: torch.Tensor, channels: int, size: int | None = None) 
     require_float("images", images)
     if images.dim() != 4 or images.shape[1] != channels or (
             size is not None and tuple(images.shape[2:]) != (size, size)):
-        want = f"(B, {channels}, {size}, {size})" if size is not None else f"(B, {channels}, H, W)"
+        want = f"(B, C={channels}, R={size}, R={size})" if size is not None else f"(B, C={channels}, R_h, R_w)"
         raise ValueError(f"images must be {want}, got shape {shape_str(images)}")
 
 
@@ -186,7 +195,7 @@ class TinyViT(nn.Module):
     r"""A small vision transformer: patch embedding, ``[CLS]``, learned positions, pre-norm encoder layers.
 
     Args:
-        image_size: side of the square input images; ``patch_size`` P must divide it.
+        image_size: side R of the square input images; ``patch_size`` p_img must divide it.
         in_channels: C; num_classes: number of classes.
         d_model, num_heads, d_ff, num_layers: the encoder's width D, heads,
             feed-forward width and depth (layers are
@@ -194,10 +203,10 @@ class TinyViT(nn.Module):
             ``norm_first=True``, as in the ViT paper; their feed-forward uses
             ReLU where the paper uses GELU).
 
-    ``forward(images (B, C, S, S))`` returns the class logits (B, K) and the
-    self-attention weights of every layer, a list of (B, H, T, T) with T = 1 + N
-    tokens; token 0 is ``[CLS]``, token 1 + n is patch n (row-major). No mask:
-    every token may attend to every token.
+    ``forward(images (B, C, R, R))`` returns the class logits (B, num_classes)
+    and the self-attention weights of every layer, a list of (B, H, T, T) with
+    T = 1 + N tokens; token 0 is ``[CLS]`` and tokens 1..N are the patches in
+    row-major order. No mask: every token may attend to every token.
     """
 
     def __init__(self, image_size: int = 28, patch_size: int = 4, *, in_channels: int = 1, num_classes: int = 4,
@@ -210,7 +219,7 @@ class TinyViT(nn.Module):
         self.image_size, self.patch_size, self.in_channels = image_size, patch_size, in_channels
         self.grid = image_size // patch_size
         N = self.grid**2
-        self.patch_embedding = nn.Linear(in_channels * patch_size**2, d_model)  # W_e: (C·P·P) -> D
+        self.patch_embedding = nn.Linear(in_channels * patch_size**2, d_model)  # W_e: (C·p_img², D)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, d_model))
         nn.init.normal_(self.cls_token, std=0.02)
         self.positions = LearnedPositionalEmbedding(1 + N, d_model)  # one vector per token, [CLS] included
@@ -226,7 +235,7 @@ class TinyViT(nn.Module):
         return self.positions(torch.cat([cls, tokens], dim=1))  # (B, 1 + N, D)
 
     def encode(self, tokens: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """The encoder and the head on given tokens (B, T, D), token 0 being ``[CLS]``: logits (B, K), weights."""
+        """The encoder and head on tokens (B, T, D), token 0 being ``[CLS]``: logits (B, num_classes), weights."""
         require_float("tokens", tokens)
         D = self.head.in_features
         if tokens.dim() != 3 or tokens.shape[-1] != D:
@@ -235,7 +244,7 @@ class TinyViT(nn.Module):
         for layer in self.layers:
             x, w = layer(x)  # (B, T, D), (B, H, T, T)
             weights.append(w)
-        return self.head(self.norm(x)[:, 0]), weights  # (B, K) from [CLS]; weights per layer
+        return self.head(self.norm(x)[:, 0]), weights  # (B, num_classes) from [CLS]; weights per layer
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         return self.encode(self.embed(images))
@@ -248,7 +257,7 @@ class PatchBag(nn.Module):
     through ``num_layers`` pre-norm residual feed-forward blocks *on its own*,
     and the patch vectors are averaged; the class is read from the average. No
     token ever sees another, and without positions the model cannot tell where
-    a patch was. ``forward(images)`` returns ``(logits (B, K), None)``.
+    a patch was. ``forward(images)`` returns ``(logits (B, num_classes), None)``.
     """
 
     def __init__(self, image_size: int = 28, patch_size: int = 4, *, in_channels: int = 1, num_classes: int = 4,
@@ -270,7 +279,7 @@ class PatchBag(nn.Module):
         x = self.patch_embedding(patchify(images, self.patch_size))  # (B, N, D)
         for norm, block in zip(self.norms, self.blocks):
             x = x + block(norm(x))  # each patch on its own
-        return self.head(self.norm(x).mean(dim=1)), None  # (B, K)
+        return self.head(self.norm(x).mean(dim=1)), None  # (B, num_classes)
 
 
 class TinyCNN(nn.Module):
@@ -278,7 +287,7 @@ class TinyCNN(nn.Module):
 
     Locality (each unit sees a small neighbourhood) and weight sharing across
     positions are built in: the prior a ViT lacks. ``forward(images)`` returns
-    ``(logits (B, K), None)``.
+    ``(logits (B, num_classes), None)``.
     """
 
     def __init__(self, *, in_channels: int = 1, num_classes: int = 4, width: int = 8) -> None:
@@ -294,12 +303,12 @@ class TinyCNN(nn.Module):
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, None]:
         _check_images(images, self.in_channels)
-        features = self.features(images)  # (B, 2w, H/4, W/4)
-        return self.head(features.amax(dim=(2, 3))), None  # global max-pool -> (B, K)
+        features = self.features(images)  # (B, 2·width, R_h/4, R_w/4)
+        return self.head(features.amax(dim=(2, 3))), None  # global max-pool -> (B, num_classes)
 
 
 class PixelLinear(nn.Module):
-    """Baseline: logistic regression on the raw pixels, ``Linear(C·S·S, K)``. Returns ``(logits, None)``."""
+    """Baseline: logistic regression on the raw pixels, ``Linear(C·R·R, num_classes)``. Returns ``(logits, None)``."""
 
     def __init__(self, image_size: int = 28, *, in_channels: int = 1, num_classes: int = 4) -> None:
         super().__init__()
@@ -309,7 +318,7 @@ class PixelLinear(nn.Module):
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, None]:
         _check_images(images, self.in_channels, self.image_size)
-        return self.linear(images.flatten(1)), None  # (B, K)
+        return self.linear(images.flatten(1)), None  # (B, num_classes)
 
 
 # --------------------------------------------------------------------------- training
@@ -319,14 +328,14 @@ def _check_data(images: torch.Tensor, labels: torch.Tensor) -> None:
     require_float("images", images)
     require_tensor("labels", labels)
     if images.dim() != 4 or labels.shape != (images.shape[0],) or labels.dtype != torch.int64:
-        raise ValueError(f"images must be (B, C, H, W) and labels int64 (B,), got {shape_str(images)} and "
+        raise ValueError(f"images must be (B, C, R_h, R_w) and labels int64 (B,), got {shape_str(images)} and "
                          f"{labels.dtype} {shape_str(labels)}")
 
 
 def train_classifier(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, steps: int, *,
                      batch_size: int = 64, lr: float = 3e-3, warmup: int = 0, weight_decay: float = 0.0,
                      seed: int = 0) -> dict[str, list[float] | float]:
-    """Cross-entropy with AdamW on random mini-batches; ``model(images)`` returns ``(logits (B, K), anything)``.
+    """Cross-entropy with AdamW on random mini-batches; ``model(images)`` returns ``(logits (B, num_classes), _)``.
 
     Batches are drawn (without replacement within an epoch) by a generator
     seeded with ``seed``, so two models trained with the same seed see the
@@ -355,7 +364,7 @@ def train_classifier(model: nn.Module, images: torch.Tensor, labels: torch.Tenso
         if len(order) < batch_size:
             order = torch.cat([order, torch.randperm(n, generator=g)])
         idx, order = order[:batch_size], order[batch_size:]
-        logits, _ = model(images[idx])  # (B, K)
+        logits, _ = model(images[idx])  # (B, num_classes)
         loss = loss_fn(logits, labels[idx])
         optimiser.zero_grad()
         loss.backward()
@@ -389,7 +398,7 @@ def cls_attention_maps(weights: torch.Tensor, grid: int) -> torch.Tensor:
 
     Row 0 of each head's weights is the ``[CLS]`` query; columns 1..N are the
     patch keys (column 0, ``[CLS]`` attending to itself, is dropped, so a map
-    sums to 1 minus that weight). ``grid`` g = image side / P, with N = g².
+    sums to 1 minus that weight). ``grid`` g = R / p_img, with N = g².
     """
     require_float("weights", weights)
     if weights.dim() != 4 or weights.shape[-1] != weights.shape[-2] or weights.shape[-1] != 1 + grid * grid:
@@ -403,16 +412,17 @@ def attention_on_shape_ratio(maps: torch.Tensor, masks: torch.Tensor, patch_size
     r"""Per image, how concentrated the attention is on the shape's patches.
 
     .. math::
-        \text{ratio} = \frac{\sum_{n \in \text{shape}} a_n / \sum_n a_n}{|\text{shape}| / N}
+        \text{ratio} = \frac{\sum_{j \in \text{shape}} a_j / \sum_j a_j}{|\text{shape}| / N}
 
-    where the shape's patches are those that overlap its mask. 1 = no more than
-    uniform attention would give; the largest possible value is N / |shape|.
-    maps (B, g, g) patch weights; masks (B, g·P, g·P) bool. Returns (B,).
+    over the patch keys j, where the shape's patches are those that overlap its
+    mask. 1 = no more than uniform attention would give; the largest possible
+    value is N / |shape|. maps (B, g, g) patch weights; masks (B, g·p_img,
+    g·p_img) bool. Returns (B,).
     """
     require_float("maps", maps)
     if maps.dim() != 3 or masks.dim() != 3 or masks.shape[0] != maps.shape[0] or \
             tuple(masks.shape[1:]) != (maps.shape[1] * patch_size, maps.shape[2] * patch_size):
-        raise ValueError(f"maps must be (B, g, g) and masks (B, g·P, g·P) with P={patch_size}, got "
+        raise ValueError(f"maps must be (B, g, g) and masks (B, g·p_img, g·p_img) with p_img={patch_size}, got "
                          f"{shape_str(maps)} and {shape_str(masks)}")
     on = patch_masks(masks, patch_size).to(maps.dtype)  # (B, N)
     a = maps.flatten(1)  # (B, N)
@@ -422,7 +432,7 @@ def attention_on_shape_ratio(maps: torch.Tensor, masks: torch.Tensor, patch_size
 
 
 def upsample_patch_map(maps: torch.Tensor, patch_size: int) -> torch.Tensor:
-    """Each patch's value copied to its P x P pixels: (..., g, g) -> (..., g·P, g·P); any dtype (bool too)."""
+    """Each patch's value copied to its p_img x p_img pixels: (..., g, g) -> (..., g·p_img, g·p_img), any dtype."""
     require_tensor("maps", maps)
     if maps.dim() < 2:
         raise ValueError(f"maps must be (..., g, g), got shape {shape_str(maps)}")
@@ -430,11 +440,11 @@ def upsample_patch_map(maps: torch.Tensor, patch_size: int) -> torch.Tensor:
 
 
 def mask_iou(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Intersection over union of two bool masks (B, H, W), per image (B,); 0 when both are empty."""
+    """Intersection over union of two bool masks (B, R_h, R_w), per image (B,); 0 when both are empty."""
     for name, m in (("predicted", predicted), ("target", target)):
         require_tensor(name, m)
         if m.dtype != torch.bool or m.dim() != 3:
-            raise ValueError(f"{name} must be a bool (B, H, W) mask, got {m.dtype} of shape {shape_str(m)}")
+            raise ValueError(f"{name} must be a bool (B, R_h, R_w) mask, got {m.dtype} of shape {shape_str(m)}")
     if predicted.shape != target.shape:
         raise ValueError(f"predicted {shape_str(predicted)} and target {shape_str(target)} differ in shape")
     inter = (predicted & target).flatten(1).sum(dim=1).float()
@@ -443,7 +453,7 @@ def mask_iou(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def centre_blob(size: int, area: float) -> torch.Tensor:
-    """A bool (size, size) disc at the image centre with about ``area`` pixels: the trivial mask guess."""
+    """A bool (R, R) disc, R = ``size``, at the image centre with about ``area`` pixels: the trivial mask guess."""
     _positive_ints(size=size)
     if not 0 < area <= size * size:
         raise ValueError(f"area must be in (0, {size * size}], got {area!r}")

@@ -269,8 +269,18 @@ def test_nothing_scrolls_sideways_at_1280_pixels(browser, server, page_path):
         visit.close()
 
 
+# Sphinx copies a figure's SVG into _images/: <figure ...><a ...><img ... src="../_images/ch00_x.svg">
+CONCEPT_FIGURE = re.compile(r'<figure[^>]*>\s*<a[^>]*>\s*<img[^>]*src="[^"]*_images/ch\d\d\w*\.svg"')
 FIGURE_PAGES = [p for p in PAGES if p.startswith(("chapters/", "book/"))
-                and 'class="figure' in (HTML / p).read_text() and "book/figures/" in (HTML / p).read_text()]
+                and CONCEPT_FIGURE.search((HTML / p).read_text())]
+CHAPTER_PAGES = [f"chapters/{n.stem}.html" for n in sorted((ROOT / "chapters").glob("*.ipynb"))
+                 if not n.stem.endswith("_exercises")]
+
+
+def test_every_chapter_page_shows_a_concept_figure():
+    _require(HTML.exists(), f"{HTML} not built")
+    missing = [p for p in CHAPTER_PAGES if p not in FIGURE_PAGES]
+    assert not missing, f"chapter pages without a concept figure: {missing}"
 
 
 @pytest.mark.parametrize("page_path", FIGURE_PAGES)

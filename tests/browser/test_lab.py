@@ -1,12 +1,13 @@
 """JupyterLab as a learner on Binder meets it, driven in headless Chromium.
 
 JupyterLab runs from the Binder environment (``tools/binder_env.py``: a fresh venv
-from ``binder/`` only) on 127.0.0.1, over a copy of ``chapters/`` and ``student/`` (so
+from ``binder/`` only) on 127.0.0.1, over a copy of ``chapters/``, ``student/`` and ``book/figures/`` (so
 that autosave never writes into the repository). The tests do what a learner does:
 
 - open a chapter notebook and Run All: no cell fails, jupyterlab-myst fills in every
-  ``{eval}`` number of the prose and no raw MyST role is left on the screen, and moving
-  the live ipywidget slider makes the kernel redraw the figure;
+  ``{eval}`` number of the prose and no raw MyST role is left on the screen, the concept
+  figure (a ``{figure}`` directive) is drawn with its alt text, and moving the live
+  ipywidget slider makes the kernel redraw the plot;
 - open a student exercise notebook and Run All: every check says "not attempted yet"
   and nothing fails; then write a solution into its cell, run it and see the check pass.
 
@@ -55,7 +56,7 @@ def lab(tmp_path_factory):
     python = binder_env.build()
     home = tmp_path_factory.mktemp("lab")
     root = home / "course"
-    for folder in ("chapters", "student"):
+    for folder in ("chapters", "student", "book/figures"):  # the notebooks' figures: ../book/figures/
         shutil.copytree(ROOT / folder, root / folder, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
     settings = home / "settings" / "@jupyterlab" / "apputils-extension"
     settings.mkdir(parents=True)
@@ -166,6 +167,14 @@ def test_run_all_on_a_chapter_fills_in_the_prose_and_the_slider_redraws(browser,
         text = welcome.text_content()
         assert all(v in text for v in shown[:3]), (shown[:3], text)
         _shot(page, "chapter-after-run-all.png")
+
+        # the concept figure ({figure} directive, an SVG beside the book) is drawn, not a broken image
+        drawing = page.locator(".jp-MarkdownCell img[src*='ch00_three_steps']").first
+        drawing.scroll_into_view_if_needed(timeout=30_000)
+        page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=drawing.element_handle(),
+                               timeout=30_000)
+        assert drawing.get_attribute("alt"), "the figure lost its alt text in JupyterLab"
+        _shot(page, "chapter-figure.png")
 
         # the live explorer: move the slider, the kernel redraws the figure
         slider = page.locator(".widget-slider .noUi-handle").first

@@ -2,7 +2,7 @@
 of a forecaster, a DNA classifier and a recommender.
 
 Letters as in notation.md: image side R, patch side p_img, N = (R / p_img)^2 patches,
-model width D, H heads, N_l layers; look-back T_in, horizon T_out, season length m.
+model width D, H heads, N_l layers; look-back T_in, horizon T_out, season length T_season.
 """
 
 from __future__ import annotations
@@ -151,12 +151,12 @@ def _softmax(scores) -> np.ndarray:
 
 def forecast_panel(ax, y_top: float) -> None:
     """Query: the step to forecast; keys: past steps (phase, recency); values: past values."""
-    m, seasons, t_out = 4, 3, 4
-    t_in = m * seasons
+    t_season, seasons, t_out = 4, 3, 4
+    t_in = t_season * seasons
     past, future = range(t_in), [t_in + 0.35 + i for i in range(t_out)]
     label(ax, 0.5, y_top, "Forecasting: the step to forecast queries the look-back window",
           ha="left", fontsize=FONT + 1, weight="bold")
-    # the series: a season of m steps, repeated, plus noise
+    # the series: a season of t_season steps, repeated, plus noise
     shape = np.array([0.1, 0.85, 0.45, 0.0])
     noise = np.array([0.08, -0.05, 0.1, 0.0, -0.07, 0.06, -0.1, 0.05, 0.04, -0.08, 0.02, 0.07])
     y_vals = np.tile(shape, seasons) + noise
@@ -166,8 +166,8 @@ def forecast_panel(ax, y_top: float) -> None:
     ax.plot([_cx(j) for j in future], base + height * shape, color=colour("output"), lw=1.4,
             ls="--", marker="o", ms=4, mfc="white")
     _row_label(ax, base + 0.45, "values $v_j = y_j$", role="value")
-    dimension(ax, _cx(4) - COL / 2, y_top - 0.8, _cx(7) + COL / 2, y_top - 0.8, "season $m$",
-              side="above")
+    dimension(ax, _cx(4) - COL / 2, y_top - 0.8, _cx(7) + COL / 2, y_top - 0.8,
+              "season $T_{\\mathrm{season}}$", side="above")
     # keys: the past steps; the query: one future step i
     yk = y_top - 2.55
     _cells(ax, past, yk, "key")
@@ -179,12 +179,12 @@ def forecast_panel(ax, y_top: float) -> None:
     label(ax, _cx(future[-1]) + 0.55, yk, "query $q_i = [c \\odot \\phi(t_i);\\ \\alpha]$",
           ha="left", fontsize=FONT - 1, role="query")
     # the weights of that query: the same phase on each past season, recent ones a little more
-    scores = [4.0 + 0.35 * (j // m) if j % m == i % m else 0.0 for j in past]
+    scores = [4.0 + 0.35 * (j // t_season) if j % t_season == i % t_season else 0.0 for j in past]
     w = _softmax(scores)
     yw = y_top - 3.2
     _cells(ax, past, yw, "weight", values=w / w.max())
     for j in past:
-        if j % m == i % m:
+        if j % t_season == i % t_season:
             _outline(ax, j, yw)
     _row_label(ax, yw, "weights $a_{ij}$")
     ax.plot([_cx(future[i])], [base + height * shape[i]], "o", color=colour("output"), ms=7, zorder=5)

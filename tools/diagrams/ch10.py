@@ -20,7 +20,7 @@ def _tile(ax, x, y, w, h, *, role=None, amount=0.22, dashed=False, lw=1.0, edge=
 
 
 def tiled_attention():
-    """The (L, S) score matrix cut into (b, b) tiles; one query tile sweeps the key tiles."""
+    """The (L, S) score matrix cut into (T_tile, T_tile) tiles; one query tile sweeps the key tiles."""
     fig, ax = canvas(26, 11.8)
     rows, cols, t = 4, 5, 1.3          # query tiles, key tiles, tile side
     gx, gy = 6.2, 2.6                  # lower-left corner of the score grid
@@ -59,7 +59,8 @@ def tiled_attention():
                 label(ax, x + t / 2, y + t / 2, "$Z_{ij}$", role="white", fontsize=11)
             else:
                 _tile(ax, x, y, t, t, role="weight", amount=0, dashed=True, lw=1.0)
-    label(ax, gx + cols * t / 2, top + 0.5 + kh + 0.5, "scores  (L, S), cut into (b, b) tiles")
+    label(ax, gx + cols * t / 2, top + 0.5 + kh + 0.5,
+          "scores  (L, S), cut into ($T_{\\mathrm{tile}}$, $T_{\\mathrm{tile}}$) tiles")
     # the sweep: an arrow along the bottom of query tile i's row, left to right
     arrow(ax, (gx + 0.1, row_y(i) + 0.22), (gx + cols * t - 0.1, row_y(i) + 0.22), role="weight",
           width=1.2)
@@ -70,8 +71,9 @@ def tiled_attention():
     label(ax, sx + 0.35, sy + sh - 0.45, "running state of query tile $i$ (one row per query)",
           ha="left", fontsize=9, weight="bold")
     label(ax, sx + 0.35, sy + sh - 1.25,
-          "$m_i$, $r_i$  (b,):  running max and running sum", ha="left", fontsize=9)
-    label(ax, sx + 0.35, sy + sh - 2.0, "$O_i$  (b, Ev):  unnormalised output", ha="left", fontsize=9)
+          "$m_i$, $r_i$  ($T_{\\mathrm{tile}}$,):  running max and running sum", ha="left", fontsize=9)
+    label(ax, sx + 0.35, sy + sh - 2.0, "$O_i$  ($T_{\\mathrm{tile}}$, Ev):  unnormalised output",
+          ha="left", fontsize=9)
     label(ax, sx + 0.35, sy + 0.45, "after the last key tile:  output rows $= O_i / r_i$",
           ha="left", fontsize=9)
     arrow(ax, (gx + cols * t + 0.1, row_y(i) + t / 2), (sx, row_y(i) + t / 2), role="weight")
@@ -79,7 +81,7 @@ def tiled_attention():
           fontsize=8.5)
     # what is held in memory, and what the other query tiles do
     label(ax, sx, gy - 1.1,
-          "in memory at once: $Q_i$, $K_j$, $V_j$, one (b, b) tile $Z_{ij}$\n"
+          "in memory at once: $Q_i$, $K_j$, $V_j$, one ($T_{\\mathrm{tile}}$, $T_{\\mathrm{tile}}$) tile $Z_{ij}$\n"
           "and the state: never the whole (L, S) matrix",
           ha="left", va="center", fontsize=9)
     label(ax, sx, top + 1.1,
