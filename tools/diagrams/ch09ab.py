@@ -114,20 +114,24 @@ def pooling_roles():
     return fig
 
 
+# The sentence pair of 9b's two figures and its alignment scores (rows: hypothesis words)
+PREMISE = ["the", "red", "ball", "was", "chased", "by", "the", "cat"]
+HYPOTHESIS = ["the", "cat", "chased", "the", "ball"]
+MATCH_SCORES = [
+    [2.0, 0.1, 0.1, 0.1, 0.1, 0.1, 2.0, 0.1],     # the -> either "the"
+    [0.05, 0.05, 0.1, 0.05, 0.1, 0.05, 0.2, 4.0],  # cat
+    [0.05, 0.05, 0.1, 0.2, 4.0, 0.2, 0.05, 0.1],   # chased
+    [2.0, 0.1, 0.1, 0.1, 0.1, 0.1, 2.0, 0.1],     # the
+    [0.05, 0.3, 4.0, 0.1, 0.1, 0.05, 0.05, 0.1],   # ball
+]
+
+
 def cross_roles():
     """9b: queries from one sequence, keys and values from the other."""
     fig, ax = canvas(22.4, 19.0)
     legend(ax, 0.6, 18.4, ["query", "key", "value", "weight", "output", "neutral"],
            names={"neutral": "word"}, step=2.75)
-    premise = ["the", "red", "ball", "was", "chased", "by", "the", "cat"]
-    hypothesis = ["the", "cat", "chased", "the", "ball"]
-    w_match = _weights([
-        [2.0, 0.1, 0.1, 0.1, 0.1, 0.1, 2.0, 0.1],     # the -> either "the"
-        [0.05, 0.05, 0.1, 0.05, 0.1, 0.05, 0.2, 4.0],  # cat
-        [0.05, 0.05, 0.1, 0.2, 4.0, 0.2, 0.05, 0.1],   # chased
-        [2.0, 0.1, 0.1, 0.1, 0.1, 0.1, 2.0, 0.1],     # the
-        [0.05, 0.3, 4.0, 0.1, 0.1, 0.05, 0.05, 0.1],   # ball
-    ])
+    premise, hypothesis, w_match = PREMISE, HYPOTHESIS, _weights(MATCH_SCORES)
     roles_panel(ax, 0.6, 17.0, title="Sentence matching (inference): cross-attention between two sentences",
                 columns=premise, column_role="neutral", column_label="premise words $a_i$",
                 key_label="keys attend$(a_i)$", value_label="values $\\bar a_i$ (with neighbours)",
@@ -164,15 +168,7 @@ def decomposable_attention():
     legend(ax, 0.6, 11.8, ["query", "key", "weight", "output", "state", "neutral"],
            names={"output": "aligned part", "state": "comparison", "neutral": "word vector"},
            step=3.3)
-    premise = ["the", "red", "ball", "was", "chased", "by", "the", "cat"]
-    hypothesis = ["the", "cat", "chased", "the", "ball"]
-    w = _weights([
-        [2.0, 0.1, 0.1, 0.1, 0.1, 0.1, 2.0, 0.1],
-        [0.05, 0.05, 0.1, 0.05, 0.1, 0.05, 0.2, 4.0],
-        [0.05, 0.05, 0.1, 0.2, 4.0, 0.2, 0.05, 0.1],
-        [2.0, 0.1, 0.1, 0.1, 0.1, 0.1, 2.0, 0.1],
-        [0.05, 0.3, 4.0, 0.1, 0.1, 0.05, 0.05, 0.1],
-    ])
+    premise, hypothesis, w = PREMISE, HYPOTHESIS, _weights(MATCH_SCORES)
     c, step = 0.46, 0.58                         # weight cell, column pitch
     gx, ys = 2.9, [6.9 - 0.72 * j for j in range(len(hypothesis))]
     # the three stage headings, each with its formula
