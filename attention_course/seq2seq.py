@@ -23,6 +23,7 @@ Taught in chapters 1 (the bottleneck) and 2 (soft attention).
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Callable, Iterator, Sequence
 
@@ -179,24 +180,41 @@ def greedy_decode(model: Seq2Seq, src: torch.Tensor, lengths: torch.Tensor, max_
 
 
 def train(model: nn.Module, data: Iterator[Batch], steps: int, *, lr: float = 3e-3, clip: float = 1.0,
-          warmup: int = 0, desc: str = "training", progress: bool = True) -> dict[str, list[float] | float]:
+          warmup: int = 0, decay: bool = False, desc: str = "training",
+          progress: bool = True) -> dict[str, list[float] | float]:
     """Teacher-forced cross-entropy (padding ignored) with Adam and gradient clipping.
 
     ``model(src, src_lengths, tgt_in)`` must return ``(logits (B, T, vocab_size), anything)``:
     a :class:`Seq2Seq` or an :class:`attention_course.transformer.Transformer`.
     ``warmup`` > 0 raises the learning rate linearly from ``lr / warmup`` to
     ``lr`` over the first ``warmup`` steps (0: constant ``lr``).
+    ``decay=True`` then lowers it along a half cosine to ``lr / 10`` at the
+    last step (Loshchilov & Hutter's schedule without restarts): small
+    late steps let a model settle instead of hopping around a minimum.
 
-    Returns ``{"loss": [...one per step...], "seconds": wall time}``.
+    Returns ``{"loss": [...], "lr": [...], "seconds": wall time}``, the loss
+    and the learning rate of each step.
     """
     from tqdm.auto import tqdm
 
     if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
         raise ValueError(f"warmup must be a non-negative int, got {warmup!r}")
     optimiser = torch.optim.Adam(model.parameters(), lr=lr)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda step: min(1.0, (step + 1) / max(warmup, 1)))
+    if not isinstance(decay, bool):
+        raise ValueError(f"decay must be True or False, got {decay!r}")
+
+    def factor(step: int) -> float:
+        """The learning rate at ``step``, as a fraction of ``lr``."""
+        if step < warmup:
+            return (step + 1) / warmup
+        if not decay or steps - 1 <= warmup:
+            return 1.0
+        progress = (step - warmup) / (steps - 1 - warmup)   # 0 → 1
+        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, factor)
     loss_fn = nn.CrossEntropyLoss(ignore_index=0)
-    losses = []
+    losses, rates = [], []
     model.train()
     start = time.perf_counter()
     bar = tqdm(range(steps), desc=desc, disable=not progress, mininterval=1.0)
@@ -207,11 +225,12 @@ def train(model: nn.Module, data: Iterator[Batch], steps: int, *, lr: float = 3e
         optimiser.zero_grad()
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), clip)
+        rates.append(optimiser.param_groups[0]["lr"])
         optimiser.step()
         schedule.step()
         losses.append(loss.item())
         bar.set_postfix(loss=f"{losses[-1]:.3f}", refresh=False)
-    return {"loss": losses, "seconds": time.perf_counter() - start}
+    return {"loss": losses, "lr": rates, "seconds": time.perf_counter() - start}
 
 
 def _correct_tokens(model: nn.Module, pairs: Sequence[Pair], src_vocab: Vocab, tgt_vocab: Vocab,

@@ -183,6 +183,47 @@ def test_train_reduces_the_loss(trained) -> None:
     assert last < 0.5 * first, (first, last)
 
 
+def _rates(steps: int, **kwargs) -> list[float]:
+    pairs = data.reverse_digits(16, 3, 4, seed=0)
+    torch.manual_seed(0)
+    net = make_seq2seq(DIGITS, DIGITS, attention=None, embed_size=4, hidden_size=4)
+    batches = data.batches(pairs, DIGITS, DIGITS, 4, seed=0)
+    return seq2seq.train(net, batches, steps, progress=False, **kwargs)["lr"]
+
+
+def test_train_constant_rate_by_default(trained) -> None:
+    assert trained[2]["lr"] == [3e-3] * 150
+
+
+@pytest.mark.parametrize("warmup", [0, 1, 5])
+def test_train_decay_follows_pytorchs_cosine_annealing_after_the_warmup(warmup: int) -> None:
+    steps, lr = 20, 1e-2
+    rates = _rates(steps, lr=lr, warmup=warmup, decay=True)
+    assert len(rates) == steps
+    assert rates[:warmup] == pytest.approx([lr * (k + 1) / warmup for k in range(warmup)])
+    # PyTorch's own schedule, from lr at the first step after the warm-up to lr / 10 at the last
+    param = torch.nn.Parameter(torch.zeros(1))
+    optimiser = torch.optim.SGD([param], lr=lr)
+    cosine = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=steps - 1 - warmup, eta_min=lr / 10)
+    theirs = []
+    for _ in range(steps - warmup):
+        theirs.append(optimiser.param_groups[0]["lr"])
+        optimiser.step()
+        cosine.step()
+    assert rates[warmup:] == pytest.approx(theirs)
+    assert rates[-1] == pytest.approx(lr / 10) and max(rates) == pytest.approx(lr)
+
+
+def test_train_warmup_without_decay_stays_at_the_rate() -> None:
+    assert _rates(6, lr=1e-2, warmup=3) == pytest.approx([1e-2 / 3, 2e-2 / 3, 1e-2, 1e-2, 1e-2, 1e-2])
+
+
+@pytest.mark.parametrize("decay", [1, "yes", None])
+def test_train_rejects_a_decay_that_is_not_a_bool(decay) -> None:
+    with pytest.raises(ValueError, match="decay must be True or False"):
+        _rates(2, decay=decay)
+
+
 def test_train_learns_something_greedy_decoding_can_show(trained) -> None:
     net, pairs, _ = trained
     assert token_accuracy(net, pairs, DIGITS, DIGITS) > 0.6
