@@ -9,8 +9,10 @@ STAMP  := $(VENV)/.installed-stamp
 TORCH_INDEX ?=
 TORCH_VERSION := $(shell sed -n 's/^torch==\([^ #]*\).*/\1/p' requirements.txt)
 # make robust SEEDS="1 2 3 4 5" CPUS=0   (CPUS: pin every notebook to these cores with taskset)
+# make robust SEEDS="1 2 3" CPUS=0,1 JOBS=2   (two runs at a time, each on one core of its own)
 SEEDS ?= 1 2 3
 CPUS  ?=
+JOBS  ?= 1
 
 .PHONY: setup book test unit notebooks build-strict browser binder bench robust student pins figures clean
 
@@ -56,7 +58,7 @@ bench: $(STAMP)
 
 # Every notebook's asserted claims at each of SEEDS (not part of make test: it takes long).
 robust: $(STAMP)
-	$(BIN)/python bench/robust.py --seeds $(SEEDS) $(if $(CPUS),--cpus $(CPUS))
+	$(BIN)/python bench/robust.py --seeds $(SEEDS) --jobs $(JOBS) $(if $(CPUS),--cpus $(CPUS))
 
 # Student versions of the exercise notebooks, made by nbgrader, into student/ (committed).
 student: $(STAMP)

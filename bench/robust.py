@@ -16,10 +16,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import queue
 import re
 import subprocess
+import statistics
 import sys
+import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -113,10 +117,34 @@ def run_one(path: Path, seed: int) -> dict:
             "shown": shown}
 
 
+def _number(text: str) -> float:
+    """The first number in a shown value ("96.8%" -> 96.8, "1e-06" -> 1e-06), or nan."""
+    found = re.search(r"[-−]?\d+(?:\.\d+)?(?:e[-+]?\d+)?", str(text))
+    return float(found.group().replace("−", "-")) if found else math.nan
+
+
+def spread(rows: list[dict], seeds: list[int]) -> list[str]:
+    """A table of each headline number's minimum, median and maximum over the seeds."""
+    out = ["", f"## Spread over seeds {', '.join(map(str, seeds))}", "",
+           "Each headline number as the prose shows it, over the runs whose claims held.", "",
+           "| notebook | number | min | median | max | runs |", "|---|---|---:|---:|---:|---:|"]
+    for notebook in dict.fromkeys(r["notebook"] for r in rows):
+        held = [r for r in rows if r["notebook"] == notebook and r["error"] is None]
+        for label, expression in HEADLINES.get(notebook, {}).items():
+            values = [_number(r["shown"][expression]) for r in held if expression in r["shown"]]
+            values = [v for v in values if not math.isnan(v)]
+            if values:
+                out.append(f"| `{notebook}` | {label.format('…')} | {min(values):.3g} | "
+                           f"{statistics.median(values):.3g} | {max(values):.3g} | {len(values)} |")
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--cpus", help="pin each run (its kernel included) to these cores, e.g. 0 (taskset -c)")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="runs at a time; with --cpus, give one core per job (--jobs 2 --cpus 0,1)")
     parser.add_argument("--one", nargs=2, metavar=("NOTEBOOK", "SEED"), help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "ROBUST.md")
     parser.add_argument("notebooks", nargs="*", type=Path, help="default: every chapter notebook and book/ notebook (not exercises)")
@@ -126,21 +154,45 @@ def main() -> int:
         return 0
     notebooks = args.notebooks or sorted(p for p in [*(ROOT / "chapters").glob("*.ipynb"), *(ROOT / "book").glob("*.ipynb")]
                                          if not p.stem.endswith("_exercises"))
-    rows = []
+    cores = args.cpus.split(",") if args.cpus and args.jobs > 1 else None
+    if cores is not None and len(cores) != args.jobs:
+        parser.error(f"--jobs {args.jobs} with --cpus needs {args.jobs} cores, one per job, e.g. 0,1; got {args.cpus!r}")
+
+    def run(path: Path, seed: int, job: int) -> dict:
+        command = [sys.executable, __file__, "--one", str(path), str(seed)]
+        if args.cpus:
+            command = ["taskset", "-c", cores[job] if cores else args.cpus, *command]
+        out = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+        if out.returncode != 0:
+            row = {"notebook": path.stem, "seed": seed, "seconds": float("nan"),
+                   "error": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "crashed", "shown": {}}
+        else:
+            row = json.loads(out.stdout.strip().splitlines()[-1])
+        status = "ok" if row["error"] is None else f"FAILED: {row['error']}"
+        print(f"  {row['notebook']} seed {seed}: {status} ({row['seconds']:.0f} s)", flush=True)
+        return row
+
+    # each job takes the next run from one queue; with --cpus 0,1 job k runs on core k only
+    todo = queue.Queue()
     for path in notebooks:
         for seed in args.seeds:
-            command = [sys.executable, __file__, "--one", str(path), str(seed)]
-            if args.cpus:
-                command = ["taskset", "-c", args.cpus, *command]
-            out = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
-            if out.returncode != 0:
-                row = {"notebook": path.stem, "seed": seed, "seconds": float("nan"),
-                       "error": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "crashed", "shown": {}}
-            else:
-                row = json.loads(out.stdout.strip().splitlines()[-1])
-            status = "ok" if row["error"] is None else f"FAILED: {row['error']}"
-            print(f"  {row['notebook']} seed {seed}: {status} ({row['seconds']:.0f} s)", flush=True)
-            rows.append(row)
+            todo.put((path, seed))
+    done: dict[tuple[str, int], dict] = {}
+
+    def worker(job: int) -> None:
+        while True:
+            try:
+                path, seed = todo.get_nowait()
+            except queue.Empty:
+                return
+            done[(str(path), seed)] = run(path, seed, job)
+
+    threads = [threading.Thread(target=worker, args=(job,)) for job in range(args.jobs)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    rows = [done[(str(path), seed)] for path in notebooks for seed in args.seeds]
 
     def headline(row: dict) -> str:
         return ", ".join(label.format(row["shown"][expression])
@@ -148,12 +200,16 @@ def main() -> int:
                          if expression in row["shown"])
 
     failed = [r for r in rows if r["error"] is not None]
+    pinning = ""
+    if args.cpus:
+        pinning = (f", {args.jobs} runs at a time, each pinned to one core ({args.cpus}; taskset)" if cores
+                   else f", pinned to core(s) {args.cpus} (taskset)")
     lines = [
         "# Robustness: every chapter's claims at other seeds",
         "",
         f"Written by `make robust` on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC. Each chapter notebook "
         f"ran top to bottom with `ATTENTION_COURSE_SEED` = {', '.join(map(str, args.seeds))}"
-        f"{f', pinned to core(s) {args.cpus} (taskset)' if args.cpus else ''}; its `assert` "
+        f"{pinning}; its `assert` "
         "cells are the claims of its prose, and the headline numbers are the ones its prose shows "
         "at that seed. The book itself is built at seed 0.",
         "",
@@ -163,6 +219,7 @@ def main() -> int:
     for r in rows:
         claims = "hold" if r["error"] is None else f"**FAIL**: {r['error']}"
         lines.append(f"| `{r['notebook']}` | {r['seed']} | {claims} | {r['seconds']:.0f} | {headline(r)} |")
+    lines += spread(rows, args.seeds)
     args.out.write_text("\n".join(lines) + "\n")
     print(args.out.read_text())
     if failed:

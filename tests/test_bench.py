@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -29,3 +31,25 @@ def test_every_headline_is_a_number_the_prose_shows(stem):
     missing = [expr for expr in robust.HEADLINES[stem].values() if expr not in shown]
     assert not missing, f"{stem}: not an {{eval}} of its prose: {missing}"
     assert all("{}" in label for label in robust.HEADLINES[stem])
+
+
+@pytest.mark.parametrize("shown, number", [("96.8%", 96.8), ("4.2e-06", 4.2e-06), ("−17", -17.0),
+                                           ("×4.3", 4.3), ("none", None)])
+def test_robust_reads_the_number_a_headline_shows(shown, number) -> None:
+    value = robust._number(shown)
+    assert (value != value) if number is None else value == pytest.approx(number)
+
+
+def test_robust_spread_gives_min_median_max_over_the_runs_that_held() -> None:
+    expression = robust.HEADLINES["08_transformer"]["transformer {}%"]
+    rows = [{"notebook": "08_transformer", "seed": s, "error": error, "shown": {expression: shown}}
+            for s, shown, error in [(1, "96.8", None), (2, "90.0", None), (3, "99.0", None), (4, "10.0", "assert")]]
+    table = robust.spread(rows, [1, 2, 3, 4])
+    row = next(line for line in table if "transformer …%" in line)
+    assert row.split("|")[3:7] == [" 90 ", " 96.8 ", " 99 ", " 3 "]  # the failed run is left out
+
+
+def test_robust_needs_one_core_per_job(tmp_path) -> None:
+    out = subprocess.run([sys.executable, str(ROOT / "bench" / "robust.py"), "--jobs", "2", "--cpus", "0",
+                          "--out", str(tmp_path / "r.md")], capture_output=True, text=True)
+    assert out.returncode == 2 and "needs 2 cores, one per job" in out.stderr
