@@ -195,3 +195,24 @@ def test_every_svg_is_what_its_source_draws_today():
     run = subprocess.run([sys.executable, str(ROOT / "tools" / "figures.py"), "--check"],
                          capture_output=True, text=True, cwd=ROOT)
     assert run.returncode == 0, run.stdout + run.stderr
+
+
+def _page_text(path: Path) -> str:
+    if path.suffix == ".ipynb":
+        return "\n".join("".join(c["source"]) for c in json.loads(path.read_text())["cells"]
+                         if c["cell_type"] == "markdown")
+    return path.read_text()
+
+
+def test_the_bibliography_parses_and_every_citation_is_in_it() -> None:
+    from pybtex.database import parse_file  # what sphinxcontrib-bibtex reads it with
+
+    entries = parse_file(str(ROOT / "book" / "references.bib")).entries  # raises on a syntax error or a duplicate key
+    cited = {}
+    for path in PAGES:
+        for keys in re.findall(r"\{cite(?::[a-z]+)?\}`([^`]+)`", _page_text(path)):
+            for key in keys.split(","):
+                cited.setdefault(key.strip(), path.name)
+    missing = {key: page for key, page in cited.items() if key not in entries}
+    assert not missing, f"cited but not in references.bib: {missing}"
+    assert len(cited) > 40  # the pattern finds the book's citations
