@@ -90,6 +90,93 @@ def test_markdown_cells_have_no_control_characters(path):
             assert not found, f"cell {index}: control character {found.group()!r} in the markdown"
 
 
+# TeX in the markdown. MathJax renders an unknown command in red, and a backslash that
+# a JSON or Python string escape ate ("\t", "\f", "\b", "\n", "\r", "\a", "\v") leaves
+# a control character and the command's tail: $L \times S$ stored with a real TAB reads
+# "L <TAB>imes S", "\frac" becomes "<FF>rac", "\nabla" a line break and "abla".
+TEX_COMMANDS = frozenset("""
+    alpha beta gamma delta epsilon varepsilon theta kappa lambda mu pi rho sigma tau
+    phi omega ell Delta Theta Pi
+    mathbb mathcal mathrm mathit mathtt text operatorname
+    frac sqrt sum exp log max arg sin cos tanh bmod
+    top cdot cdots dots times odot wedge partial nabla infty
+    in to leftarrow iff mid sim propto approx pm
+    le leq ge geq ll ne neq
+    left right big Big bar hat langle rangle lceil rceil lvert rvert lVert rVert
+    quad qquad begin end
+""".split())
+# \, \; \! \  \\ \| \#, and a backslash at the end of a line: a space, as "\ " is
+TEX_SYMBOLS = frozenset([",", ";", "!", " ", "\n", "\\", "|", "#"])
+# The tail of every command above whose first letter is an escape in JSON or Python.
+EATEN_TAILS = sorted({c[1:] for c in TEX_COMMANDS if c[0] in "abfnrtv" and len(c) > 2}, key=len, reverse=True)
+EATEN = re.compile(r"(?<![A-Za-z\\])(%s)(?![A-Za-z])" % "|".join(EATEN_TAILS))
+TEX_COMMAND = re.compile(r"\\([A-Za-z]+|[^A-Za-z])")
+TEXT_ARGUMENT = re.compile(r"\\(?:text|mathrm|operatorname|mathit|mathtt)\{[^{}]*\}")
+FENCE = re.compile(r"^\s*(`{3,}|:{3,})\s*(\S*)")
+
+
+def _math(markdown: str) -> list[str]:
+    """The math of a MyST markdown text: $...$, $$...$$, {math}`...` and {math} blocks."""
+    found, prose, fence = [], [], None
+    for line in markdown.split("\n"):
+        opening = FENCE.match(line)
+        if fence is None and opening:
+            fence, info, block = opening.group(1), opening.group(2), []
+        elif fence is None:
+            prose.append(line)
+        elif line.strip() == fence:  # the closing fence: keep math, drop code
+            if info == "{math}":
+                found.append("\n".join(b for b in block if not b.lstrip().startswith(":")))
+            fence = None
+        elif info.startswith("{") and info != "{math}":
+            prose.append(line)  # a directive's body (a figure caption...) is markdown
+        else:
+            block.append(line)
+    text = "\n".join(prose)
+    found += re.findall(r"\{math\}`([^`]*)`", text)
+    text = re.sub(r"`[^`\n]*`", "", text)  # inline code and the other roles
+    found += re.findall(r"\$\$(.+?)\$\$", text, re.S)
+    text = re.sub(r"\$\$.+?\$\$", "", text, flags=re.S)
+    found += re.findall(r"(?<![\\$])\$((?:[^$\n]|\n(?!\s*\n))+?)\$", text)
+    return found
+
+
+def _tex_problems(markdown: str) -> list[str]:
+    problems = []
+    for math in _math(markdown):
+        for name in TEX_COMMAND.findall(math):
+            if name not in TEX_COMMANDS | TEX_SYMBOLS:
+                problems.append(f"unknown command \\{name} in ${math.strip()}$ (a typo, or add it to TEX_COMMANDS)")
+        if re.search(r"\\\\[A-Za-z]", math):
+            problems.append(f"a doubled backslash before a command in ${math.strip()}$")
+        for tail in EATEN.findall(TEXT_ARGUMENT.sub("{}", math)):
+            problems.append(f"{tail!r} in ${math.strip()!r}$: the tail of a command whose backslash an escape ate")
+    return problems
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS + MARKDOWN_PAGES, ids=IDS + [str(p.relative_to(ROOT)) for p in MARKDOWN_PAGES])
+def test_math_uses_only_known_tex_commands_and_no_eaten_backslash(path):
+    if path.suffix == ".md":
+        problems = _tex_problems(path.read_text())
+    else:
+        problems = [f"cell {i}: {p}" for i, cell in enumerate(_cells(path)) if cell["cell_type"] == "markdown"
+                    for p in _tex_problems("".join(cell["source"]))]
+    assert not problems, "\n".join(problems)
+
+
+def test_the_tex_checker_catches_what_it_should():
+    good = "Shapes $L \\times S$ and\n$$\n\\frac{a}{b} \\neq \\nabla f, \\quad \\text{with } \\beta\n$$\n"
+    assert _tex_problems(good) == []
+    # each known-bad string: the escape ate the backslash (JSON "\t", "\f", "\n", "\b", ...)
+    for bad in ["$L \times S$", "$L imes S$", "$\frac{a}{b}$", "$x \tanh(y)$",
+                "$$\n\nabla f\n$$", "$a \neq b$", "$\beta = 1$", "$\right)$", "$x_\text{in}$",
+                "$L \\timse S$", "$\\\\times$", "```{math}\n\\frak{a}\n```", "{math}`\\alfa`",
+                "```{figure} f.svg\nCaption, $L \times S$.\n```"]:
+        assert _tex_problems(bad), bad
+    # not math: inline code, code blocks and escaped dollars
+    assert _tex_problems("`$\\foo$` and\n```python\nx = '$\\foo$'\n```\ncosts \\$5 or \\$6") == []
+
+
 @pytest.mark.parametrize("path", MARKDOWN_PAGES, ids=[str(p.relative_to(ROOT)) for p in MARKDOWN_PAGES])
 def test_markdown_pages_have_no_roles_that_need_a_kernel(path):
     text = path.read_text()
