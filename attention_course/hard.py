@@ -9,7 +9,9 @@ loss :math:`\mathcal{L}(v_j)` has no gradient with respect to them. Two ways rou
   = \mathbb{E}_{j\sim a}[(\mathcal{L}_j - b)\, \nabla_\theta \log a_j]` for any
   baseline :math:`b` that does not depend on :math:`j`. Unbiased; its variance
   is what the baseline reduces.
-- **Straight-through Gumbel-softmax** (Jang et al. 2017): the forward pass uses
+- **Straight-through Gumbel-softmax** (the straight-through estimator of Bengio
+  et al. 2013 applied to the Gumbel-softmax / Concrete relaxation of Jang et al.
+  2017 and Maddison et al. 2017): the forward pass uses
   the one-hot pick :math:`\mathrm{onehot}(\arg\max_j (\log a_j + g_j))`, the
   backward pass the gradient of the soft sample
   :math:`\mathrm{softmax}((\log a + g)/\tau)`. Low variance, but biased.
