@@ -2017,7 +2017,7 @@ def test_wrong_answer_rejected_with_a_hint(check, wrong, hint, capsys):
 def test_inputs_keep_softmax_out_of_saturation():
     """With saturated inputs a missing scale factor would go unnoticed: the checks' inputs are not saturated."""
     for args in ((3, 2, 5, 4, 3), (4, 4, 4, 4, 4)):
-        q, k, _ = checks._attention_inputs(*args)
+        q, k, _ = checks.ch00._attention_inputs(*args)
         scaled = softmax_ok(q @ k.T / np.sqrt(q.shape[1]))
         unscaled = softmax_ok(q @ k.T)
         assert scaled.max() < 0.9 and unscaled.max() < 0.9  # no row is (nearly) one-hot
@@ -2034,7 +2034,7 @@ def test_sequence_first_bug_is_the_documented_one():
 def test_self_attention_inputs_show_the_scale():
     """The check's inputs are not saturated: sqrt(E), sqrt(D) and no scale give visibly different weights."""
     for seed, (B, T, D, E, Ev) in ((61, (3, 4, 6, 4, 2)), (62, (2, 5, 8, 3, 4))):
-        X, W_q, W_k, _ = checks._self_attention_inputs(seed, B, T, D, E, Ev)
+        X, W_q, W_k, _ = checks.ch05._self_attention_inputs(seed, B, T, D, E, Ev)
         dots = (X @ W_q) @ (X @ W_k).transpose(-2, -1)  # (B, T, T)
         right = torch.softmax(dots / E**0.5, dim=-1)
         assert right.max() < 0.9  # no row is (nearly) one-hot
@@ -2044,22 +2044,22 @@ def test_self_attention_inputs_show_the_scale():
 
 def test_running_sum_probe_differs_only_by_rounding():
     """The exact-comparison entry relies on one probe whose two sides differ in the last bits, and only there."""
-    name, fn, X, perm = checks._equivariance_probes()[1]
+    name, fn, X, perm = checks.ch05._equivariance_probes()[1]
     before, after = fn(X[:, perm]), fn(X)[:, perm]
     assert "token order" in name
     assert not torch.equal(before, after) and torch.allclose(before, after)
-    name, fn, X, perm = checks._equivariance_probes()[0]
+    name, fn, X, perm = checks.ch05._equivariance_probes()[0]
     assert torch.equal(fn(X[:, perm]), fn(X)[:, perm])  # the square of each token: exactly equivariant
 
 
 def test_mha_inputs_show_the_scale():
     """The multi-head check's inputs are not saturated: sqrt(D/H), sqrt(D) and no scale give different weights."""
     for seed, (B, T, D, H) in ((73, (2, 4, 8, 2)), (78, (3, 5, 12, 3))):
-        X, W_q, W_k, W_v, W_o = checks._mha_inputs(seed, B, T, D)
-        right = checks._mha_heads(X, W_q, W_k, W_v, H)[1]  # (B, H, T, T)
+        X, W_q, W_k, W_v, W_o = checks.ch06._mha_inputs(seed, B, T, D)
+        right = checks.ch06._mha_heads(X, W_q, W_k, W_v, H)[1]  # (B, H, T, T)
         assert right.max() < 0.9  # no row is (nearly) one-hot
         for scale in (D**0.5, 1.0):
-            assert (right - checks._mha_heads(X, W_q, W_k, W_v, H, scale=scale)[1]).abs().max() > 0.05
+            assert (right - checks.ch06._mha_heads(X, W_q, W_k, W_v, H, scale=scale)[1]).abs().max() > 0.05
 
 
 def test_mha_parameter_count_is_ours_and_torchs():
@@ -2075,7 +2075,7 @@ def test_mha_parameter_count_is_ours_and_torchs():
 def test_position_adder_probes_say_what_they_do():
     """Each probe of check_adds_distinct_positions has the right answer it claims (by the reference solution), and
     the sequence-first probe really gives every token of a sequence the same vector."""
-    probes = checks._position_adder_probes()
+    probes = checks.ch07._position_adder_probes()
     for name, add_pe, (B, T, D), right, _ in probes:
         assert adds_distinct_positions_ok(add_pe, B, T, D) == right, name
     assert {right for *_, right, _ in probes} == {True, False}
@@ -2087,11 +2087,11 @@ def test_position_adder_probes_say_what_they_do():
 def test_encoder_block_variants_match_torch():
     """The hand-built post- and pre-norm blocks the encoder checks name their mistakes against are PyTorch's."""
     for norm_first in (False, True):
-        layer = checks._torch_encoder_layer(84, 8, 2, 16, norm_first)
+        layer = checks.ch08._torch_encoder_layer(84, 8, 2, 16, norm_first)
         x = torch.randn(3, 5, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
         mask = torch.tensor([[True] * 5, [True] * 3 + [False] * 2, [True] + [False] * 4])  # (B, T)
         ff = torch.nn.Sequential(layer.linear1, torch.nn.ReLU(), layer.linear2)
-        variants = checks._block_variants(x, layer, mask, ff)
+        variants = checks.ch08._block_variants(x, layer, mask, ff)
         with torch.no_grad():
             expected = layer(x, src_key_padding_mask=~mask)
         assert torch.allclose(variants["pre" if norm_first else "post"], expected, atol=1e-10)
@@ -2107,19 +2107,19 @@ def test_chapter9_references_match_torch():
     h = torch.randn(3, 6, 8, generator=gen, dtype=torch.float64)  # (B, T, D)
     q = torch.randn(8, generator=gen, dtype=torch.float64)
     mask = torch.tensor([[True] * 6, [True] * 2 + [False] * 4, [False] * 6])  # (B, T): the last sequence is empty
-    pooled, weights = checks._ref_attention_pool(h, q, mask)
+    pooled, weights = checks.ch09._ref_attention_pool(h, q, mask)
     theirs = F.scaled_dot_product_attention(q.expand(2, 1, 8), h[:2], h[:2], attn_mask=mask[:2, None, :])[:, 0]
     assert torch.allclose(pooled[:2], theirs, atol=1e-12)
     assert torch.all(weights[2] == 0) and torch.all(pooled[2] == 0)
 
     a = torch.randn(2, 4, 5, generator=gen, dtype=torch.float64)  # (B, La, D)
     b = torch.randn(2, 7, 5, generator=gen, dtype=torch.float64)  # (B, Lb, D)
-    beta, alpha, e = checks._ref_soft_align(a, b)
+    beta, alpha, e = checks.ch09._ref_soft_align(a, b)
     assert torch.allclose(beta, F.scaled_dot_product_attention(a, b, b, scale=1.0), atol=1e-12)
     assert torch.allclose(alpha, F.scaled_dot_product_attention(b, a, a, scale=1.0), atol=1e-12)
 
     images = torch.randn(2, 3, 8, 12, generator=gen, dtype=torch.float64)  # (B, C, H, W)
-    patches = checks._ref_patchify(images, 4)  # (B, N, C·P·P): applications.vision.patchify
+    patches = checks.ch09._ref_patchify(images, 4)  # (B, N, C·P·P): applications.vision.patchify
     assert torch.equal(patches, F.unfold(images, kernel_size=4, stride=4).transpose(1, 2))
     conv = torch.nn.Conv2d(3, 5, kernel_size=4, stride=4, dtype=torch.float64)
     with torch.no_grad():
@@ -2129,8 +2129,25 @@ def test_chapter9_references_match_torch():
 
 def test_seasonal_naive_reference_is_the_formula():
     """ŷ_(T+h) = y_(T+h-m·k), k = ceil(h/m), in 1-based time: the reference of check_seasonal_naive."""
-    y = checks._seasonal_series(0, 13, 5)
+    y = checks.ch09._seasonal_series(0, 13, 5)
     T = len(y)
     for m, H in ((5, 12), (1, 3), (13, 13), (3, 2)):
         expected = [y[T + h - m * -(-h // m) - 1] for h in range(1, H + 1)]  # y_t is y[t - 1]
-        assert torch.equal(checks._ref_seasonal_naive(y, m, H), torch.stack(expected))
+        assert torch.equal(checks.ch09._ref_seasonal_naive(y, m, H), torch.stack(expected))
+
+
+def test_the_checks_package_exports_each_chapter_modules_checks_once():
+    """`checks.check_x` finds every check; each lives in exactly one chapter module."""
+    import importlib
+    import pkgutil
+
+    modules = [m.name for m in pkgutil.iter_modules(checks.__path__) if m.name.startswith("ch")]
+    assert modules == [f"ch{n:02d}" for n in range(11)]
+    owners: dict[str, str] = {}
+    for name in modules:
+        module = importlib.import_module(f"attention_course.checks.{name}")
+        for check in module.__all__:
+            assert check not in owners, f"{check} is in both {owners[check]} and {name}"
+            owners[check] = name
+            assert getattr(checks, check) is getattr(module, check)
+    assert sorted(owners) == sorted(n for n in checks.__all__ if n.startswith("check_"))

@@ -1,0 +1,280 @@
+"""Chapter 6, multi-head attention: split and merge heads, multi-head self-attention, parameters.
+
+The checks of ``chapters/06_*_exercises.ipynb``; see :mod:`attention_course.checks`.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .. import multihead
+from ._core import (
+    _say,
+    _reports_not_attempted,
+    _attempt,
+    _as_array,
+    _compare,
+    _number,
+    _reject_known,
+    _call_with_hint,
+    _numbered,
+    _reject_shape,
+    _compare_numbered,
+)
+
+__all__ = [
+    "check_split_heads",
+    "check_merge_heads",
+    "check_multihead_self_attention",
+    "check_mha_parameter_count",
+]
+
+
+@_reports_not_attempted
+def check_split_heads(split_heads: Callable) -> None:
+    """Exercise: ``split_heads(x (B, T, D), num_heads) -> (B, H, T, D/H)``: head h gets the contiguous block
+    of features h*D/H .. (h+1)*D/H - 1 of every token, ``x.view(B, T, H, D // H).transpose(1, 2)``."""
+    with _attempt("split_heads"):
+        # T = H first, where a missing transpose keeps the shape; then B = H = D/H; then B, T, H, D/H all different
+        for B, T, D, H in ((2, 3, 12, 3), (4, 2, 16, 4), (2, 5, 12, 3)):
+            Dh = D // H
+            x = _numbered(B, T, D)  # (B, T, D): the value of each entry is its flat index
+            label = f"split_heads(x, num_heads={H}) for x of shape (B, T, D) = {(B, T, D)}"
+            result = _call_with_hint(
+                label, split_heads, (("x", x), ("num_heads", H)),
+                f"x is (B, T, D) = {(B, T, D)}: x.view(B, T, H, D // H) splits the feature axis into H heads of "
+                f"D/H features (D // H, an int: view refuses the float D / H), then .transpose(1, 2) moves the "
+                f"head axis in front of the time axis",
+            )
+            got = _as_array(label, result)
+            expected = multihead.split_heads(x, H)  # (B, H, T, D/H)
+            _reject_shape(label, got, (B, H, T, Dh), [
+                ((B, T, H, Dh), "the features are split into H heads, but the head axis is still behind the time "
+                                "axis: move it in front with .transpose(1, 2), (B, T, H, D/H) -> (B, H, T, D/H)"),
+                ((B, T, D), "x came back unsplit: view(B, T, H, D // H).transpose(1, 2)"),
+                ((B * H, T, Dh), "you folded the heads into the batch axis, (B·H, T, D/H), as "
+                                 "nn.MultiheadAttention does inside: keep them apart, (B, H, T, D/H)"),
+                ((B, Dh, T, H), f"you made D/H = {Dh} heads of {H} features: num_heads is the number of heads "
+                                f"H, each of D/H features: view(B, T, H, D // H)"),
+                ((H, B, T, Dh), "the head axis went in front of the batch axis: the batch stays first, "
+                                "(B, H, T, D/H), so swap only axes 1 and 2: .transpose(1, 2)"),
+            ])
+            wrong = {
+                "you reshaped x straight to (B, H, T, D/H) (or split it into (B, T, H, D/H) and left the head "
+                "axis behind the time axis: here T = H, and both give these numbers): a reshape keeps the memory "
+                "order, token after token, so 'head' 0 got the first T·D/H numbers of the sequence (whole tokens), "
+                "not D/H features of every token. Split the feature axis where it is, view(B, T, H, D // H), then "
+                "swap the head and time axes: .transpose(1, 2)": x.reshape(B, H, T, Dh),
+                "head h got every H-th feature (h, h + H, h + 2H, ...): split D as (H, D/H), head first, so that "
+                "head h holds the contiguous block h·D/H .. (h+1)·D/H - 1, the layout merge_heads and "
+                "nn.MultiheadAttention assume: view(B, T, H, D // H)": x.view(B, T, Dh, H).permute(0, 3, 1, 2),
+                f"you made D/H = {Dh} heads of {H} features: num_heads is the number of heads H, each of D/H "
+                f"features: view(B, T, H, D // H)": x.view(B, T, Dh, H).transpose(1, 2),
+                "the head axis went in front of the batch axis: the batch stays first, (B, H, T, D/H), so swap "
+                "only axes 1 and 2: .transpose(1, 2)": x.view(B, T, H, Dh).permute(2, 0, 1, 3),
+            }
+            _reject_known(label, got, expected, wrong, atol=0.0)
+            _compare_numbered(label, got, expected, (B, T, D),
+                              f" (B, H, T, D/H): entry [n, h, t, j] is feature h·D/H + j of token t, "
+                              f"x[n, t, h·{Dh} + j]")
+    _say("split_heads: correct: (B, T, D) -> (B, H, T, D/H), head h the h-th block of D/H features.")
+
+
+@_reports_not_attempted
+def check_merge_heads(merge_heads: Callable) -> None:
+    """Exercise: ``merge_heads(x (B, H, T, E)) -> (B, T, H*E)``: concatenate the heads' features,
+    ``x.transpose(1, 2).reshape(B, T, H * E)``, the inverse of ``split_heads``."""
+    with _attempt("merge_heads"):
+        for B, H, T, Dh in ((2, 3, 4, 5), (3, 4, 2, 4)):  # B, H, T, E all different; then H = E
+            x = _numbered(B, H, T, Dh)  # (B, H, T, E): the value of each entry is its flat index
+            label = f"merge_heads(x) for x of shape (B, H, T, E) = {(B, H, T, Dh)}"
+            result = _call_with_hint(
+                label, merge_heads, (("x", x),),
+                f"x is (B, H, T, E) = {(B, H, T, Dh)}. After x.transpose(1, 2), (B, T, H, E), the memory is no "
+                f"longer in order and .view raises: use .reshape(B, T, H * E), which copies when it must (or "
+                f".contiguous().view(...))",
+            )
+            got = _as_array(label, result)
+            expected = multihead.merge_heads(x)  # (B, T, H*E)
+            summed = "summed" if got.shape == (B, T, Dh) and np.allclose(got, x.sum(dim=1).numpy()) else "averaged"
+            _reject_shape(label, got, (B, T, H * Dh), [
+                ((B, T, Dh), f"you {summed} the heads, (B, T, E): concatenating keeps every head's E features "
+                             f"side by side, (B, T, H·E). Mixing the heads is the job of W_o, after the merge"),
+                ((B, H * T, Dh), "you concatenated the heads along the time axis, (B, H·T, E): every token "
+                                 "gets all H heads' features, concatenated along the feature axis: (B, T, H·E)"),
+                ((B, T, H, Dh), "the heads are in place but not concatenated: merge the last two axes, "
+                                ".reshape(B, T, H * E)"),
+                ((B, H, T * Dh), "you merged the time and feature axes of each head: move the head axis behind "
+                                 "the time axis first, .transpose(1, 2), then merge heads and features"),
+            ])
+            wrong = {
+                "you reshaped (B, H, T, E) straight to (B, T, H·E): a reshape keeps the memory order, head "
+                "after head, so row t of the result strings together features of *other tokens* of head 0. Swap "
+                "the head and time axes first, x.transpose(1, 2) (B, T, H, E), then .reshape(B, T, H * E)":
+                    x.reshape(B, T, H * Dh),
+                "the heads' features are interleaved (feature j of every head, then feature j + 1, ...): head h's "
+                "E features stay together, as block h of the result: x.transpose(1, 2).reshape(B, T, H * E)":
+                    x.permute(0, 2, 3, 1).reshape(B, T, Dh * H),
+            }
+            _reject_known(label, got, expected, wrong, atol=0.0)
+            _compare_numbered(label, got, expected, (B, H, T, Dh),
+                              f" (B, T, H·E): entry [n, t, h·{Dh} + j] is feature j of head h, x[n, h, t, j]")
+    _say("merge_heads: correct: (B, H, T, E) -> (B, T, H·E), the heads' outputs side by side.")
+
+
+def _mha_inputs(seed: int, B: int, T: int, D: int):
+    gen = torch.Generator().manual_seed(seed)
+    X = torch.randn(B, T, D, generator=gen)  # (B, T, D)
+    W_q, W_k, W_v, W_o = (torch.randn(D, D, generator=gen) / D**0.5 for _ in range(4))  # (D, D), as in X @ W
+    return X, W_q, W_k, W_v, W_o
+
+
+def _mha_reference(X, W_q, W_k, W_v, W_o, H: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``attention_course.MultiHeadAttention`` with these weights: (output (B, T, D), weights (B, H, T, T))."""
+    D = X.shape[-1]
+    with torch.random.fork_rng(devices=[]):  # the initial weights are overwritten: leave the learner's RNG alone
+        ref = multihead.MultiHeadAttention(D, H, bias=False).to(X.dtype)
+    with torch.no_grad():
+        for proj, W in ((ref.q_proj, W_q), (ref.k_proj, W_k), (ref.v_proj, W_v), (ref.out_proj, W_o)):
+            proj.weight.copy_(W.T)  # nn.Linear computes x @ weight.T
+        return ref(X, X, X)
+
+
+def _mha_heads(X, W_q, W_k, W_v, H: int, *, scale: float | None = None, dim: int = -1,
+               split: Callable | None = None, transpose: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """The heads' outputs (B, H, T, E) and weights (B, H, T, T), with one step changed to make a mistake."""
+    split = split or (lambda t: multihead.split_heads(t, H))
+    Q, K, V = (split(X @ W) for W in (W_q, W_k, W_v))  # (B, H, T, E) each
+    scale = Q.shape[-1] ** 0.5 if scale is None else scale
+    weights = torch.softmax(Q @ (K.transpose(-2, -1) if transpose else K) / scale, dim=dim)  # (B, H, T, T)
+    return weights @ V, weights
+
+
+@_reports_not_attempted
+def check_multihead_self_attention(multihead_self_attention: Callable) -> None:
+    """Exercise: ``multihead_self_attention(X (B, T, D), W_q, W_k, W_v, W_o (D, D), num_heads)
+    -> (output (B, T, D), weights (B, H, T, T))``: project, split into H heads of D/H features, attend in each
+    head with the scale sqrt(D/H), concatenate the heads' *outputs*, multiply by W_o."""
+    with _attempt("multihead_self_attention"):
+        # first D/H = T and H·T = D, where a missing transpose of K and concatenated weights still run
+        for seed, (B, T, D, H) in ((73, (2, 4, 8, 2)), (78, (3, 5, 12, 3))):
+            Dh = D // H
+            X, W_q, W_k, W_v, W_o = _mha_inputs(seed, B, T, D)
+            label = f"multihead_self_attention for B={B}, T={T}, D={D}, H={H}"
+            result = _call_with_hint(
+                label, multihead_self_attention,
+                (("X", X), ("W_q", W_q), ("W_k", W_k), ("W_v", W_v), ("W_o", W_o), ("num_heads", H)),
+                "X @ W_q is (B, T, D); split it into heads, (B, H, T, D/H), attend in every head at once with "
+                "K.transpose(-2, -1), then merge the heads' *outputs* (weights @ V, (B, H, T, D/H)) back to "
+                "(B, T, D) and multiply by W_o (D, D). The weights (B, H, T, T) are returned as they are, not "
+                "concatenated or projected",
+            )
+            if not isinstance(result, tuple) or len(result) != 2:
+                raise AssertionError(
+                    f"multihead_self_attention must return a pair (output, weights), got {type(result).__name__}"
+                )
+            out, w = (_as_array(label, r) for r in result)
+            expected_out, expected_w = _mha_reference(X, W_q, W_k, W_v, W_o, H)  # (B, T, D), (B, H, T, T)
+            if out.shape == tuple(expected_w.shape) and w.shape == tuple(expected_out.shape):
+                raise AssertionError(f"{label}: you returned (weights, output): return (output, weights)")
+            heads, _ = _mha_heads(X, W_q, W_k, W_v, H)  # (B, H, T, Dh)
+            one_out, one_w = _mha_heads(X, W_q, W_k, W_v, 1)  # one head of full width: (B, 1, T, D), (B, 1, T, T)
+            one_head = (f"that is one head of full width D = {D}, not H = {H} heads of D/H = {Dh} features: "
+                        f"split Q, K and V into heads, (B, H, T, D/H), so that each head attends on its own")
+            if w.shape == (B, T, T):
+                if np.allclose(w, expected_w.mean(dim=1).numpy(), atol=1e-5):
+                    raise AssertionError(
+                        f"weights, {label}: you averaged the heads' weights (nn.MultiheadAttention does so by "
+                        f"default, average_attn_weights=True): return every head's (T, T) matrix, (B, H, T, T)"
+                    )
+            if w.shape in ((B, T, T), (B, 1, T, T)) and np.allclose(w.reshape(B, T, T), one_w[:, 0], atol=1e-5):
+                raise AssertionError(f"weights, {label}: {one_head}")
+            wrong_w = {
+                f"you divided the scores by sqrt(D) = sqrt({D}), the model width: each head's scores are dot "
+                f"products of D/H = {Dh} features, so the scale is sqrt(D/H) = {Dh**0.5:.3g}":
+                    _mha_heads(X, W_q, W_k, W_v, H, scale=D**0.5)[1],
+                f"you did not divide the scores by sqrt(D/H) = {Dh**0.5:.3g}":
+                    _mha_heads(X, W_q, W_k, W_v, H, scale=1.0)[1],
+                "you took the softmax over the queries (dim=2 of (B, H, T, T)): each row, one query, sums to 1 "
+                "over the keys: dim=-1": _mha_heads(X, W_q, W_k, W_v, H, dim=2)[1],
+                "you took the softmax over the heads (dim=1 of (B, H, T, T)): within each head, each query's "
+                "weights sum to 1 over the keys: dim=-1": _mha_heads(X, W_q, W_k, W_v, H, dim=1)[1],
+                "the heads were split with a plain reshape to (B, H, T, D/H), which puts whole tokens into a head: "
+                "split the feature axis, view(B, T, H, D // H), then .transpose(1, 2)":
+                    _mha_heads(X, W_q, W_k, W_v, H, split=lambda t: t.reshape(B, H, T, Dh))[1],
+                "head h got every H-th feature: head h holds the contiguous block of features h·D/H .. "
+                "(h+1)·D/H - 1: view(B, T, H, D // H).transpose(1, 2)":
+                    _mha_heads(X, W_q, W_k, W_v, H, split=lambda t: t.view(B, T, Dh, H).permute(0, 3, 1, 2))[1],
+            }
+            if Dh == T:
+                wrong_w[f"you multiplied Q by K, not by K transposed: Q @ K only runs because D/H = T = {T} here. "
+                        f"Q @ K.transpose(-2, -1)"] = _mha_heads(X, W_q, W_k, W_v, H, transpose=False)[1]
+            _reject_known(f"weights, {label}", w, expected_w, wrong_w)
+            _compare(f"weights, {label}", w, expected_w.numpy(), atol=1e-5,
+                     legend=" (B, H, T, T): for each sequence and head, one row per query, one column per key")
+            merged = multihead.merge_heads(heads)  # (B, T, D)
+            wrong_out = {
+                "there is no output projection: multiply the merged heads (B, T, D) by W_o last. Without W_o "
+                "each output feature comes from one head only; W_o mixes what the heads found": merged,
+                f"you concatenated the heads' attention *weights*, (B, T, H·T) = (B, T, {H * T}), and projected "
+                f"them (that only runs because H·T = D here): multi-head attention concatenates the heads' "
+                f"*outputs*, weights @ V (B, H, T, D/H), into (B, T, D), then projects with W_o":
+                    multihead.merge_heads(expected_w) @ W_o if H * T == D else None,
+                "the heads' outputs were merged with a plain reshape (B, H, T, D/H) -> (B, T, D), which strings "
+                "together features of other tokens: .transpose(1, 2) first, then .reshape(B, T, D)":
+                    heads.reshape(B, T, D) @ W_o,
+                "W_o is used transposed: the weights act as X @ W, so the merged heads (B, T, D) times W_o":
+                    merged @ W_o.T,
+                one_head: multihead.merge_heads(one_out) @ W_o,
+                "you used X itself as the values: project it first, V = X @ W_v, then split into heads":
+                    multihead.merge_heads(expected_w @ multihead.split_heads(X, H)) @ W_o,
+            }
+            _reject_known(f"output, {label}", out, expected_out,
+                          {hint: value for hint, value in wrong_out.items() if value is not None})
+            _compare(f"output, {label}", out, expected_out.numpy(), atol=1e-5, legend=" (B, T, D): one row per token")
+    _say("multihead_self_attention: correct: H heads of D/H features, scaled by sqrt(D/H), outputs "
+          "concatenated and projected by W_o.")
+
+
+@_reports_not_attempted
+def check_mha_parameter_count(mha_parameter_count: Callable) -> None:
+    """Exercise: ``mha_parameter_count(d_model, num_heads, bias) -> int``, the number of parameters of
+    ``nn.MultiheadAttention(d_model, num_heads, bias=bias)``: 4·D² + 4·D with biases, whatever H is."""
+    with _attempt("mha_parameter_count"):
+        for D, H, bias in ((512, 8, True), (64, 4, False), (12, 3, True), (6, 6, False)):
+            label = f"mha_parameter_count(d_model={D}, num_heads={H}, bias={bias})"
+            result = _call_with_hint(label, mha_parameter_count, (("d_model", D), ("num_heads", H), ("bias", bias)),
+                                     "Count the entries of the four projections W_q, W_k, W_v, W_o and their biases")
+            got = _number(label, result)
+            if got != int(got):
+                raise AssertionError(f"{label} is {got}, but a count of parameters is a whole number")
+            with torch.random.fork_rng(devices=[]):  # building the module draws its initial weights
+                expected = sum(p.numel() for p in torch.nn.MultiheadAttention(D, H, bias=bias).parameters())
+            b = 1 if bias else 0
+            wrong = {
+                "you gave every head its own full-width D×D projections. A head projects to D/H features, so its "
+                "W_q^(h) is D×(D/H), and the H heads together have D×D: the count does not depend on H":
+                    H * (4 * D * D + 4 * D * b),
+                "that is one head's share: the H heads of D/H features together have D×D weights per projection "
+                "(and D biases), whatever H is": (4 * D * D + 4 * D * b) / H,
+                "you forgot the output projection W_o (D×D, plus D biases): four projections, W_q, W_k, W_v "
+                "and W_o": 3 * D * D + 3 * D * b,
+                "you left out the biases: each of the four projections has D of them, 4·D": 4 * D * D,
+                "bias=False: the projections have no biases, only the 4·D² weights": 4 * D * D + 4 * D,
+                "W_o has a bias too: 4·D biases in all": 4 * D * D + 3 * D,
+                "you gave each head (D/H)×(D/H) projections: head h's W_q^(h) maps all D input features to its "
+                "D/H features, so it is D×(D/H), and the H heads together are D×D": (
+                    4 * H * (D // H) ** 2 + 4 * D * b),
+            }
+            for hint, value in wrong.items():
+                if value != expected and abs(got - value) < 0.5:
+                    raise AssertionError(f"{label} is {int(got)} but should be {expected}: {hint}")
+            if abs(got - expected) > 0.5:
+                raise AssertionError(
+                    f"{label} is {int(got)} but should be {expected}: W_q, W_k, W_v and W_o are D×D each, "
+                    f"{'plus D biases each' if bias else 'without biases'}"
+                )
+    _say("mha_parameter_count: correct: 4·D² + 4·D (4·D² without biases), the same for any number of heads.")
