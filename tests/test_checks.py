@@ -1382,8 +1382,7 @@ LAYER_NORM_WRONG = {
         + b, "not by its square root"),
     "no keepdim": (lambda x, g, b, eps=1e-5: _ln_with(x, g, b, eps, keepdim=False), "keepdim=True"),
     "modifies x in place": (_ln_inplace, "in place"),
-    "F.layer_norm over (T, D)": (
-        lambda x, g, b, eps=1e-5: torch.nn.functional.layer_norm(x, x.shape[-2:], eps=eps) * g + b, "dim=-1"),
+    "normalised over (T, D)": (lambda x, g, b, eps=1e-5: _ln_with(x, g, b, eps, dim=(-2, -1)), "dim=-1"),
 }
 
 
@@ -2151,3 +2150,67 @@ def test_the_checks_package_exports_each_chapter_modules_checks_once():
             owners[check] = name
             assert getattr(checks, check) is getattr(module, check)
     assert sorted(owners) == sorted(n for n in checks.__all__ if n.startswith("check_"))
+
+
+# --------------------------------------------------------------------------- passing by delegation
+# An answer that just calls the library's version of what the exercise asks for must fail,
+# with a hint that says why, however the learner reached the function: through the package
+# (`attention_course.x`), a submodule, PyTorch (`F.x`), or a name imported into the notebook.
+
+
+def _delegating_answers():
+    import torch.nn.functional as F
+
+    import attention_course as ac
+    from attention_course import efficient, masks, multihead, positional, reference, scores, seq2seq
+    from attention_course.applications import sequences, vision
+
+    t = torch.as_tensor
+    return {
+        "softmax": (checks.check_softmax, lambda x: reference.softmax(x)),
+        "softmax (top level)": (checks.check_softmax, lambda x: ac.softmax(t(x)).numpy()),
+        "attention": (checks.check_attention, lambda Q, K, V: reference.scaled_dot_product_attention(Q, K, V)),
+        "attention via torch": (checks.check_attention, lambda Q, K, V: tuple(
+            r.numpy() for r in ac.scaled_dot_product_attention(t(Q), t(K), t(V)))),
+        "dot_scores": (checks.check_dot_scores, lambda q, k: scores.dot_scores(q, k)),
+        "scaled_dot_scores": (checks.check_scaled_dot_scores, lambda q, k: ac.scaled_dot_scores(q, k)),
+        "general_scores": (checks.check_general_scores, lambda q, k, W: scores.general_scores(q, k, W)),
+        "concat_scores": (checks.check_concat_scores, lambda q, k, W, v: scores.concat_scores(q, k, W, v)),
+        "masked_softmax": (checks.check_masked_softmax, lambda s, m: ac.masked_softmax(s, m)),
+        "self_attention via F": (checks.check_self_attention, lambda X, W_q, W_k, W_v: (
+            F.scaled_dot_product_attention(X @ W_q, X @ W_k, X @ W_v), None)),
+        "causal_mask": (checks.check_causal_mask, lambda T: masks.causal_mask(T)),
+        "padding_mask": (checks.check_padding_mask, lambda lengths, S: masks.padding_mask(lengths, S)),
+        "split_heads": (checks.check_split_heads, lambda x, H: multihead.split_heads(x, H)),
+        "merge_heads": (checks.check_merge_heads, lambda x: multihead.merge_heads(x)),
+        "sinusoidal_encoding": (checks.check_sinusoidal_encoding, lambda P, D: positional.sinusoidal_encoding(P, D)),
+        "rotate_pairs": (checks.check_rotate_pairs, lambda x: positional.rotary_embedding(x)),
+        "shift_matrix": (checks.check_shift_matrix, lambda k, D: positional.sinusoidal_shift_matrix(k, D)),
+        "layer_norm via F": (checks.check_layer_norm, lambda x, g, b, eps: F.layer_norm(x, x.shape[-1:], g, b, eps)),
+        "layer_norm via nn": (checks.check_layer_norm, lambda x, g, b, eps: torch.nn.LayerNorm(
+            x.shape[-1], eps=eps)(x)),
+        "alignment_accuracy": (checks.check_alignment_accuracy, lambda w, a: seq2seq.alignment_accuracy(w, a)),
+        "patchify": (checks.check_patchify, lambda images, ps: vision.patchify(images, ps)),
+        "seasonal_naive": (checks.check_seasonal_naive, lambda y, period, horizon: (
+            sequences.seasonal_naive_forecast(y[None], horizon, period)[0])),
+        "mase": (checks.check_mase, lambda f, a, h, period: sequences.mase(f, a, h, period)),
+        "linear_attention": (checks.check_linear_attention, lambda q, k, v: efficient.linear_attention(q, k, v)),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_delegating_answers()))
+def test_an_answer_that_calls_the_librarys_version_is_rejected_with_a_reason(name):
+    check, answer = _delegating_answers()[name]
+    with pytest.raises(checks.Delegated, match="build it yourself"):
+        check(answer)
+
+
+def test_a_name_imported_into_the_learners_namespace_is_caught_and_restored():
+    from attention_course import multihead
+
+    namespace = {"split_heads": multihead.split_heads}
+    exec("def answer(x, H):\n    return split_heads(x, H)\n", namespace)
+    with pytest.raises(checks.Delegated, match="split_heads"):
+        checks.check_split_heads(namespace["answer"])
+    assert namespace["split_heads"] is multihead.split_heads  # put back, also after a failure
+    assert checks.ch06._lib.multihead.split_heads is multihead.split_heads

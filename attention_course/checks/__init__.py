@@ -25,7 +25,7 @@ finds every one of them here.
 
 from __future__ import annotations
 
-from ._core import NotAttempted
+from ._core import Delegated, NotAttempted
 from .ch00 import *  # noqa: F401,F403
 from .ch01 import *  # noqa: F401,F403
 from .ch02 import *  # noqa: F401,F403
@@ -40,6 +40,7 @@ from .ch10 import *  # noqa: F401,F403
 
 __all__ = [
     "NotAttempted",
+    "Delegated",
     "check_softmax",
     "check_attention_weights",
     "check_context",

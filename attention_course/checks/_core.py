@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 import textwrap
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
 import numpy as np
 import torch
+
 
 def _say(message: object) -> None:
     """Print a check's verdict wrapped to 75 characters, the width of the book's code column
@@ -228,3 +230,54 @@ def _expect_shapes(label: str, got: tuple[np.ndarray, ...], names: tuple[str, ..
                 hint = ": the reduced axis was kept (keepdim=True); squeeze it, or reduce without keepdim"
             raise AssertionError(f"{name}, {label} has shape {g.shape} but should have shape {tuple(shape)}"
                                  f"{hint}{legend}")
+
+
+class Delegated(AssertionError):
+    """The learner's answer called the library's version of what the exercise asks for."""
+
+
+def _own_work(exercise: str, fn: Callable, *targets: object) -> Callable:
+    """``fn``, made to fail if it calls any of ``targets`` (the course package's or PyTorch's
+    version of what the exercise asks the learner to build).
+
+    While ``fn`` runs, every name bound to a target — in the package's modules, in PyTorch's
+    ``torch``, ``torch.nn.functional`` and ``torch.nn``, and in the learner's own namespace
+    (``fn.__globals__``, so ``from attention_course import softmax`` is caught too) — is
+    swapped for a sentinel that raises :class:`Delegated` with a hint. Everything is put
+    back afterwards, also when ``fn`` raises. The check computes its expected values before
+    or after, never while the learner's code runs, so it still uses the real functions.
+    """
+    names = {id(t): getattr(t, "__qualname__", getattr(t, "__name__", repr(t))) for t in targets}
+
+    def sentinel_for(target: object) -> Callable:
+        def sentinel(*args, **kwargs):
+            raise Delegated(
+                f"{exercise} calls the library's `{names[id(target)]}`: this exercise asks you to build "
+                f"it yourself from tensor operations. The check compares your answer with that very "
+                f"function, so calling it proves nothing; use it afterwards to test your own version."
+            )
+
+        return sentinel
+
+    @functools.wraps(fn)
+    def guarded(*args, **kwargs):
+        namespaces = [vars(m) for name, m in list(sys.modules.items())
+                      if m is not None and (name == "attention_course" or name.startswith("attention_course."))
+                      and not name.startswith("attention_course.checks")]
+        namespaces += [vars(torch), vars(torch.nn.functional), vars(torch.nn)]
+        namespaces.append(getattr(fn, "__globals__", {}))
+        swapped = []
+        try:
+            for target in targets:
+                sentinel = sentinel_for(target)
+                for namespace in namespaces:
+                    for attr, value in list(namespace.items()):
+                        if value is target:
+                            swapped.append((namespace, attr, value))
+                            namespace[attr] = sentinel
+            return fn(*args, **kwargs)
+        finally:
+            for namespace, attr, value in reversed(swapped):
+                namespace[attr] = value
+
+    return guarded

@@ -10,10 +10,16 @@ from typing import Callable
 import numpy as np
 import torch
 
+
+import attention_course as _lib
+import attention_course.attention  # noqa: F401 (binds _lib.attention)
+import attention_course.reference  # noqa: F401 (binds _lib.reference)
+
 from .. import reference
 from ..multihead import MultiHeadAttention
 from ..positional import sinusoidal_encoding
 from ._core import (
+    _own_work,
     _say,
     _reports_not_attempted,
     _attempt,
@@ -37,6 +43,11 @@ __all__ = [
 @_reports_not_attempted
 def check_softmax(softmax: Callable[[np.ndarray], np.ndarray]) -> None:
     """Exercise: a numerically stable softmax over the last axis of a NumPy array."""
+    softmax = _own_work(
+        "softmax", softmax,
+        _lib.reference.softmax,
+        _lib.attention.softmax,
+    )
     with _attempt("softmax"):
         x1 = np.array([0.5, -1.0, 2.0, 0.0])
         _compare("softmax of a vector", softmax(x1.copy()), reference.softmax(x1))
@@ -102,6 +113,13 @@ def _scale_hints(what: str, got: np.ndarray, q: np.ndarray, k: np.ndarray, expec
 @_reports_not_attempted
 def check_attention_weights(attention_weights: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> None:
     """Exercise: the weights a_j = softmax_j(q·k_j / sqrt(E)) of one query over S keys."""
+    attention_weights = _own_work(
+        "attention_weights", attention_weights,
+        _lib.attention.scaled_dot_product_attention,
+        _lib.reference.scaled_dot_product_attention,
+        torch.nn.functional.scaled_dot_product_attention,
+        _lib.attention.attend,
+    )
     with _attempt("attention_weights"):
         q, k, _ = _attention_inputs(1, 1, 5, 8, 3)
         q = q[0]  # (E,)
@@ -166,6 +184,13 @@ def _check_attention_case(attention: Callable, q: np.ndarray, k: np.ndarray, v: 
 @_reports_not_attempted
 def check_attention(attention: Callable) -> None:
     """Exercise: C, A = attention(Q, K, V) with A = softmax(Q Kᵀ / sqrt(E)) (L, S) and C = A V (L, Ev)."""
+    attention = _own_work(
+        "attention", attention,
+        _lib.attention.scaled_dot_product_attention,
+        _lib.reference.scaled_dot_product_attention,
+        torch.nn.functional.scaled_dot_product_attention,
+        _lib.attention.attend,
+    )
     with _attempt("attention"):
         q, k, v = _attention_inputs(3, 2, 5, 4, 3)
         _check_attention_case(attention, q, k, v, " for L=2, S=5, E=4, Ev=3")
@@ -177,6 +202,15 @@ def check_attention(attention: Callable) -> None:
 @_reports_not_attempted
 def check_masked_attention(masked_attention: Callable) -> None:
     """Exercise: attention with a bool mask (True = may attend); an all-False row gives zero weights and output."""
+    masked_attention = _own_work(
+        "masked_attention", masked_attention,
+        _lib.attention.scaled_dot_product_attention,
+        _lib.reference.scaled_dot_product_attention,
+        torch.nn.functional.scaled_dot_product_attention,
+        _lib.attention.attend,
+        _lib.reference.masked_softmax,
+        _lib.attention.masked_softmax,
+    )
     with _attempt("masked_attention"):
         q, k, v = _attention_inputs(5, 4, 5, 3, 2)
         mask = np.array(

@@ -10,7 +10,11 @@ from typing import Callable
 import numpy as np
 import torch
 
+import attention_course as _lib
+import attention_course.seq2seq  # noqa: F401 (binds _lib.seq2seq)
+
 from ._core import (
+    _own_work,
     _say,
     _reports_not_attempted,
     _attempt,
@@ -184,6 +188,10 @@ class _ToyDecoder:
 def check_greedy_decode(greedy_decode: Callable) -> None:
     """Exercise: ``greedy_decode(step, state, bos_id, eos_id, max_len) -> list of ids``: feed back each
     argmax, stop after producing ``<eos>`` (included) or after ``max_len`` ids."""
+    greedy_decode = _own_work(
+        "greedy_decode", greedy_decode,
+        _lib.seq2seq.greedy_decode,
+    )
     with _attempt("greedy_decode"):
         bos, eos = _ToyDecoder.BOS, _ToyDecoder.EOS
         for steps_left, max_len in ((4, 10), (50, 6)):
@@ -240,6 +248,10 @@ def check_greedy_decode(greedy_decode: Callable) -> None:
 def check_token_accuracy(token_accuracy: Callable) -> None:
     """Exercise: ``token_accuracy(predictions (B, T), targets (B, T), pad_id=0) -> float``, the share of
     non-padding target positions where the prediction matches."""
+    token_accuracy = _own_work(
+        "token_accuracy", token_accuracy,
+        _lib.seq2seq.token_accuracy,
+    )
     with _attempt("token_accuracy"):
         targets = torch.tensor([[4, 5, 6, 7, 8, 2], [3, 9, 2, 0, 0, 0], [6, 2, 0, 0, 0, 0]])  # (B, T)
         predictions = torch.tensor([[4, 5, 1, 7, 8, 2], [3, 4, 2, 0, 5, 0], [6, 3, 0, 0, 0, 0]])  # (B, T)

@@ -10,9 +10,16 @@ from typing import Callable
 import numpy as np
 import torch
 
+
+import attention_course as _lib
+import attention_course.attention  # noqa: F401 (binds _lib.attention)
+import attention_course.scores  # noqa: F401 (binds _lib.scores)
+import attention_course.seq2seq  # noqa: F401 (binds _lib.seq2seq)
+
 from .. import scores
 from ..attention import masked_softmax
 from ._core import (
+    _own_work,
     _say,
     _reports_not_attempted,
     _attempt,
@@ -32,6 +39,10 @@ __all__ = [
 @_reports_not_attempted
 def check_contexts(contexts: Callable) -> None:
     """Exercise: ``contexts(weights (T, S), states (S, D)) -> (T, D)``, c_t = sum_i a_ti h_i."""
+    contexts = _own_work(
+        "contexts", contexts,
+        _lib.attention.attend,
+    )
     with _attempt("contexts"):
         gen = torch.Generator().manual_seed(21)
         for T, S, H in ((4, 4, 3), (3, 5, 4)):  # square first: transposed weights still run
@@ -81,6 +92,10 @@ def _additive_reference(s, states, W_q, W_k, v) -> torch.Tensor:
 def check_additive_scores(additive_scores: Callable) -> None:
     """Exercise: ``additive_scores(s (D,), states (S, D), W_q (A, D), W_k (A, D), v (A,)) -> (S,)``,
     e_i = v · tanh(W_q s + W_k h_i)."""
+    additive_scores = _own_work(
+        "additive_scores", additive_scores,
+        _lib.scores.additive_scores,
+    )
     with _attempt("additive_scores"):
         S, H, A = 5, 4, 3
         s, states, W_q, W_k, v = _additive_inputs(22, S, H, A)
@@ -113,6 +128,12 @@ def check_additive_scores(additive_scores: Callable) -> None:
 def check_attention_step(attention_step: Callable) -> None:
     """Exercise: ``attention_step(s, states, mask, W_q, W_k, v) -> (context (D,), weights (S,))``: additive
     scores, a softmax over the positions where ``mask`` is True; masked positions get weight exactly 0."""
+    attention_step = _own_work(
+        "attention_step", attention_step,
+        _lib.scores.additive_scores,
+        _lib.attention.masked_softmax,
+        _lib.attention.attend,
+    )
     with _attempt("attention_step"):
         H, A = 4, 3
         for S, length, seed in ((6, 4, 23), (8, 5, 24)):
@@ -167,6 +188,10 @@ def check_attention_step(attention_step: Callable) -> None:
 def check_alignment_accuracy(alignment_accuracy: Callable) -> None:
     """Exercise: ``alignment_accuracy(weights (T, S), alignment (T,)) -> float``, the share of target steps
     whose most-attended source position is the true one."""
+    alignment_accuracy = _own_work(
+        "alignment_accuracy", alignment_accuracy,
+        _lib.seq2seq.alignment_accuracy,
+    )
     with _attempt("alignment_accuracy"):
         gen = torch.Generator().manual_seed(25)
         cases = (

@@ -10,9 +10,16 @@ from typing import Callable
 import numpy as np
 import torch
 
+
+import attention_course as _lib
+import attention_course.attention  # noqa: F401 (binds _lib.attention)
+import attention_course.reference  # noqa: F401 (binds _lib.reference)
+import attention_course.scores  # noqa: F401 (binds _lib.scores)
+
 from .. import scores
 from ..attention import masked_softmax
 from ._core import (
+    _own_work,
     _say,
     _reports_not_attempted,
     _attempt,
@@ -63,6 +70,11 @@ def _dot_wrong(q: torch.Tensor, k: torch.Tensor, scale: float) -> dict:
 @_reports_not_attempted
 def check_dot_scores(dot_scores: Callable) -> None:
     """Exercise: ``dot_scores(q (L, E), k (S, E)) -> (L, S)``, score[i, j] = q_i · k_j."""
+    dot_scores = _own_work(
+        "dot_scores", dot_scores,
+        _lib.scores.dot_scores,
+        _lib.reference.dot_scores,
+    )
     with _attempt("dot_scores"):
         for seed, (L, S, E) in ((31, (4, 4, 4)), (32, (3, 5, 4))):  # square first: a missing .T still runs
             q, k, _ = _pair_inputs(seed, L, S, E, E)
@@ -80,6 +92,10 @@ def check_dot_scores(dot_scores: Callable) -> None:
 @_reports_not_attempted
 def check_scaled_dot_scores(scaled_dot_scores: Callable) -> None:
     """Exercise: ``scaled_dot_scores(q (L, E), k (S, E)) -> (L, S)``, q kᵀ / sqrt(E)."""
+    scaled_dot_scores = _own_work(
+        "scaled_dot_scores", scaled_dot_scores,
+        _lib.scores.scaled_dot_scores,
+    )
     with _attempt("scaled_dot_scores"):
         for seed, (L, S, E) in ((33, (4, 4, 4)), (34, (3, 5, 4)), (35, (2, 9, 6))):
             q, k, _ = _pair_inputs(seed, L, S, E, E)
@@ -108,6 +124,10 @@ def check_scaled_dot_scores(scaled_dot_scores: Callable) -> None:
 @_reports_not_attempted
 def check_general_scores(general_scores: Callable) -> None:
     """Exercise: ``general_scores(q (L, Eq), k (S, Ek), W (Eq, Ek)) -> (L, S)``, q W kᵀ."""
+    general_scores = _own_work(
+        "general_scores", general_scores,
+        _lib.scores.general_scores,
+    )
     with _attempt("general_scores"):
         for seed, (L, S, Eq, Ek) in ((36, (4, 4, 4, 4)), (37, (3, 5, 4, 2))):  # square first: W.T still runs
             q, k, gen = _pair_inputs(seed, L, S, Eq, Ek)
@@ -145,6 +165,11 @@ def _concat_inputs(seed: int, L: int, S: int, Eq: int, Ek: int, A: int):
 def check_concat_scores(concat_scores: Callable) -> None:
     """Exercise: ``concat_scores(q (L, Eq), k (S, Ek), W (A, Eq + Ek), v (A,)) -> (L, S)``,
     score[i, j] = v · tanh(W [q_i; k_j])."""
+    concat_scores = _own_work(
+        "concat_scores", concat_scores,
+        _lib.scores.concat_scores,
+        _lib.scores.additive_scores,
+    )
     with _attempt("concat_scores"):
         for seed, (L, S, Eq, Ek, A) in ((38, (3, 5, 4, 2, 3)), (39, (4, 4, 3, 3, 5))):
             q, k, W, v = _concat_inputs(seed, L, S, Eq, Ek, A)
@@ -220,6 +245,11 @@ _reference_masked_softmax = masked_softmax  # the package's; the check below tak
 def check_masked_softmax(masked_softmax: Callable) -> None:
     """Exercise: ``masked_softmax(scores, mask) -> weights``: softmax over the last axis where the bool
     ``mask`` (broadcastable to ``scores``) is True; a fully masked row gives zeros; stable for large scores."""
+    masked_softmax = _own_work(
+        "masked_softmax", masked_softmax,
+        _lib.attention.masked_softmax,
+        _lib.reference.masked_softmax,
+    )
     with _attempt("masked_softmax"):
         gen = torch.Generator().manual_seed(41)
 

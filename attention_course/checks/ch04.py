@@ -10,9 +10,15 @@ from typing import Callable
 import numpy as np
 import torch
 
+
+import attention_course as _lib
+import attention_course.attention  # noqa: F401 (binds _lib.attention)
+import attention_course.hard  # noqa: F401 (binds _lib.hard)
+
 from .. import scores
 from ..attention import hard_attention
 from ._core import (
+    _own_work,
     _say,
     _reports_not_attempted,
     _attempt,
@@ -34,6 +40,10 @@ __all__ = [
 def check_topk_hard_attention(topk_hard_attention: Callable) -> None:
     """Exercise: ``topk_hard_attention(scores (L, S), values (S, Ev), k) -> (output (L, Ev), weights (L, S))``:
     weight 1 on each row's k highest scores, 0 elsewhere; output the mean of the chosen values."""
+    topk_hard_attention = _own_work(
+        "topk_hard_attention", topk_hard_attention,
+        _lib.attention.hard_attention,
+    )
     with _attempt("topk_hard_attention"):
         # square first: a top-k over the wrong axis still runs
         for seed, (L, S, E, Ev, k) in ((51, (4, 4, 3, 3, 2)), (52, (3, 6, 4, 2, 2)), (53, (5, 7, 4, 3, 3))):
@@ -117,6 +127,11 @@ def _index_vector(label: str, x: object, B: int) -> torch.Tensor:
 def check_gumbel_argmax(gumbel_argmax: Callable) -> None:
     """Exercise: ``gumbel_argmax(logits (B, S), u (B, S)) -> (B,)`` long, argmax(logits - log(-log u)):
     a sample from softmax(logits) for uniform u."""
+    gumbel_argmax = _own_work(
+        "gumbel_argmax", gumbel_argmax,
+        _lib.hard.gumbel_noise,
+        torch.nn.functional.gumbel_softmax,
+    )
     with _attempt("gumbel_argmax"):
         gen = torch.Generator().manual_seed(54)
         B, S = 8, 5
@@ -166,6 +181,10 @@ def check_gumbel_argmax(gumbel_argmax: Callable) -> None:
 def check_reinforce_surrogate(reinforce_surrogate: Callable) -> None:
     """Exercise: ``reinforce_surrogate(log_probs (B, S), picked (B,), rewards (B,), baseline) -> scalar``,
     -mean((rewards - baseline) * log_probs[n, picked_n]) with the advantage a constant."""
+    reinforce_surrogate = _own_work(
+        "reinforce_surrogate", reinforce_surrogate,
+        _lib.hard.reinforce_surrogate,
+    )
     with _attempt("reinforce_surrogate"):
         gen = torch.Generator().manual_seed(55)
         B, S, baseline = 6, 4, 0.7
@@ -240,6 +259,11 @@ def _straight_through_reference(logits: torch.Tensor, u: torch.Tensor, tau: floa
 def check_straight_through_gumbel(straight_through_gumbel: Callable) -> None:
     """Exercise: ``straight_through_gumbel(logits (B, S), u (B, S), tau) -> (B, S)``: forward the one-hot of
     argmax((logits + g) / tau), backward the gradient of softmax((logits + g) / tau), g = -log(-log u)."""
+    straight_through_gumbel = _own_work(
+        "straight_through_gumbel", straight_through_gumbel,
+        _lib.hard.straight_through_gumbel,
+        torch.nn.functional.gumbel_softmax,
+    )
     with _attempt("straight_through_gumbel"):
         gen = torch.Generator().manual_seed(56)
         B, S, tau = 6, 5, 0.5

@@ -10,10 +10,18 @@ from typing import Callable
 import numpy as np
 import torch
 
+
+import attention_course as _lib
+import attention_course.attention  # noqa: F401 (binds _lib.attention)
+import attention_course.masks  # noqa: F401 (binds _lib.masks)
+import attention_course.multihead  # noqa: F401 (binds _lib.multihead)
+import attention_course.reference  # noqa: F401 (binds _lib.reference)
+
 from .. import masks
 from ..attention import scaled_dot_product_attention
 from ..positional import sinusoidal_encoding
 from ._core import (
+    _own_work,
     _say,
     _reports_not_attempted,
     _attempt,
@@ -48,6 +56,15 @@ def check_self_attention(self_attention: Callable) -> None:
     """Exercise: ``self_attention(X (B, T, D), W_q (D, E), W_k (D, E), W_v (D, Ev))
     -> (output (B, T, Ev), weights (B, T, T))``: Q = X W_q, K = X W_k, V = X W_v,
     weights = softmax(Q Kᵀ / sqrt(E)) over the keys, output = weights V."""
+    self_attention = _own_work(
+        "self_attention", self_attention,
+        _lib.attention.scaled_dot_product_attention,
+        _lib.reference.scaled_dot_product_attention,
+        torch.nn.functional.scaled_dot_product_attention,
+        _lib.attention.attend,
+        _lib.multihead.MultiHeadAttention,
+        torch.nn.MultiheadAttention,
+    )
     with _attempt("self_attention"):
         # E = T first, where a missing transpose of K still runs; then T, D, E and Ev all different
         for seed, (B, T, D, E, Ev) in ((61, (3, 4, 6, 4, 2)), (62, (2, 5, 8, 3, 4))):
@@ -149,6 +166,11 @@ def _reject_known_mask(label: str, got: torch.Tensor, expected: torch.Tensor, wr
 def check_causal_mask(causal_mask: Callable) -> None:
     """Exercise: ``causal_mask(T) -> (T, T)`` bool, True on and below the diagonal: query i may attend to
     keys j <= i."""
+    causal_mask = _own_work(
+        "causal_mask", causal_mask,
+        _lib.masks.causal_mask,
+        _lib.reference.causal_mask,
+    )
     with _attempt("causal_mask"):
         for T in (5, 1):
             label = f"causal_mask({T})"
@@ -179,6 +201,10 @@ def check_causal_mask(causal_mask: Callable) -> None:
 @_reports_not_attempted
 def check_padding_mask(padding_mask: Callable) -> None:
     """Exercise: ``padding_mask(lengths (B,), S) -> (B, S)`` bool, True where position j < lengths[n]."""
+    padding_mask = _own_work(
+        "padding_mask", padding_mask,
+        _lib.masks.padding_mask,
+    )
     with _attempt("padding_mask"):
         for values, S in (([4, 1, 6, 0], 6), ([2, 3, 1], 3)):  # B != S, then B = S where a transpose still runs
             lengths = torch.tensor(values)  # (B,)

@@ -10,8 +10,15 @@ from typing import Callable
 import numpy as np
 import torch
 
+
+import attention_course as _lib
+import attention_course.attention  # noqa: F401 (binds _lib.attention)
+import attention_course.multihead  # noqa: F401 (binds _lib.multihead)
+import attention_course.reference  # noqa: F401 (binds _lib.reference)
+
 from .. import multihead
 from ._core import (
+    _own_work,
     _say,
     _reports_not_attempted,
     _attempt,
@@ -37,6 +44,10 @@ __all__ = [
 def check_split_heads(split_heads: Callable) -> None:
     """Exercise: ``split_heads(x (B, T, D), num_heads) -> (B, H, T, D/H)``: head h gets the contiguous block
     of features h*D/H .. (h+1)*D/H - 1 of every token, ``x.view(B, T, H, D // H).transpose(1, 2)``."""
+    split_heads = _own_work(
+        "split_heads", split_heads,
+        _lib.multihead.split_heads,
+    )
     with _attempt("split_heads"):
         # T = H first, where a missing transpose keeps the shape; then B = H = D/H; then B, T, H, D/H all different
         for B, T, D, H in ((2, 3, 12, 3), (4, 2, 16, 4), (2, 5, 12, 3)):
@@ -87,6 +98,10 @@ def check_split_heads(split_heads: Callable) -> None:
 def check_merge_heads(merge_heads: Callable) -> None:
     """Exercise: ``merge_heads(x (B, H, T, E)) -> (B, T, H*E)``: concatenate the heads' features,
     ``x.transpose(1, 2).reshape(B, T, H * E)``, the inverse of ``split_heads``."""
+    merge_heads = _own_work(
+        "merge_heads", merge_heads,
+        _lib.multihead.merge_heads,
+    )
     with _attempt("merge_heads"):
         for B, H, T, Dh in ((2, 3, 4, 5), (3, 4, 2, 4)):  # B, H, T, E all different; then H = E
             x = _numbered(B, H, T, Dh)  # (B, H, T, E): the value of each entry is its flat index
@@ -158,6 +173,12 @@ def check_multihead_self_attention(multihead_self_attention: Callable) -> None:
     """Exercise: ``multihead_self_attention(X (B, T, D), W_q, W_k, W_v, W_o (D, D), num_heads)
     -> (output (B, T, D), weights (B, H, T, T))``: project, split into H heads of D/H features, attend in each
     head with the scale sqrt(D/H), concatenate the heads' *outputs*, multiply by W_o."""
+    multihead_self_attention = _own_work(
+        "multihead_self_attention", multihead_self_attention,
+        _lib.multihead.MultiHeadAttention,
+        torch.nn.MultiheadAttention,
+        torch.nn.functional.multi_head_attention_forward,
+    )
     with _attempt("multihead_self_attention"):
         # first D/H = T and H·T = D, where a missing transpose of K and concatenated weights still run
         for seed, (B, T, D, H) in ((73, (2, 4, 8, 2)), (78, (3, 5, 12, 3))):
@@ -243,6 +264,11 @@ def check_multihead_self_attention(multihead_self_attention: Callable) -> None:
 def check_mha_parameter_count(mha_parameter_count: Callable) -> None:
     """Exercise: ``mha_parameter_count(d_model, num_heads, bias) -> int``, the number of parameters of
     ``nn.MultiheadAttention(d_model, num_heads, bias=bias)``: 4·D² + 4·D with biases, whatever H is."""
+    mha_parameter_count = _own_work(
+        "mha_parameter_count", mha_parameter_count,
+        _lib.multihead.MultiHeadAttention,
+        torch.nn.MultiheadAttention,
+    )
     with _attempt("mha_parameter_count"):
         for D, H, bias in ((512, 8, True), (64, 4, False), (12, 3, True), (6, 6, False)):
             label = f"mha_parameter_count(d_model={D}, num_heads={H}, bias={bias})"

@@ -10,9 +10,14 @@ from typing import Callable
 import numpy as np
 import torch
 
+
+import attention_course as _lib
+import attention_course.positional  # noqa: F401 (binds _lib.positional)
+
 from .. import positional
 from ..positional import sinusoidal_encoding
 from ._core import (
+    _own_work,
     _say,
     _reports_not_attempted,
     _attempt,
@@ -40,6 +45,11 @@ def _interleave(even: torch.Tensor, odd: torch.Tensor) -> torch.Tensor:
 def check_sinusoidal_encoding(sinusoidal_encoding: Callable) -> None:
     """Exercise: ``sinusoidal_encoding(num_positions, d_model) -> (P, D)``, PE[p, 2i] = sin(p ω_i) and
     PE[p, 2i+1] = cos(p ω_i) with ω_i = 10000^(-2i/D), positions p = 0 .. P-1."""
+    sinusoidal_encoding = _own_work(
+        "sinusoidal_encoding", sinusoidal_encoding,
+        _lib.positional.sinusoidal_encoding,
+        _lib.positional.SinusoidalPositionalEncoding,
+    )
     with _attempt("sinusoidal_encoding"):
         for P, D in ((4, 4), (7, 6), (50, 16)):  # P = D first, where a transposed table keeps the shape
             label = f"sinusoidal_encoding(num_positions={P}, d_model={D})"
@@ -97,6 +107,10 @@ def check_rotate_pairs(rotate_pairs: Callable) -> None:
     """Exercise: ``rotate_pairs(x (..., T, E)) -> (..., T, E)``, RoPE: rotate the adjacent pair of features
     (2i, 2i+1) of the token at position p (= 0 .. T-1) by the angle p·ω_i, ω_i = 10000^(-2i/E), counter-clockwise,
     as ``attention_course.rotary_embedding`` does."""
+    rotate_pairs = _own_work(
+        "rotate_pairs", rotate_pairs,
+        _lib.positional.rotary_embedding,
+    )
     with _attempt("rotate_pairs"):
         gen = torch.Generator().manual_seed(75)
         for shape in ((6, 8), (2, 3, 5, 8)):  # (T, E), then (B, H, T, E)
@@ -278,6 +292,10 @@ def _pair_blocks(D: int, angles: torch.Tensor, *, halves: bool = False, sign: fl
 def check_shift_matrix(shift_matrix: Callable) -> None:
     """Exercise: ``shift_matrix(k, d_model) -> (D, D)``, the matrix M_k with PE(p + k) = M_k PE(p) for every
     position p, as ``attention_course.positional.sinusoidal_shift_matrix``."""
+    shift_matrix = _own_work(
+        "shift_matrix", shift_matrix,
+        _lib.positional.sinusoidal_shift_matrix,
+    )
     with _attempt("shift_matrix"):
         for k, D in ((3, 8), (-2, 6), (1, 4), (0, 6)):
             label = f"shift_matrix(k={k}, d_model={D})"

@@ -10,8 +10,13 @@ from typing import Callable
 import numpy as np
 import torch
 
+
+import attention_course as _lib
+import attention_course.transformer  # noqa: F401 (binds _lib.transformer)
+
 from .. import masks
 from ._core import (
+    _own_work,
     _say,
     _reports_not_attempted,
     _attempt,
@@ -56,6 +61,12 @@ def check_layer_norm(layer_norm: Callable) -> None:
     """Exercise: ``layer_norm(x (..., D), gamma (D,), beta (D,), eps) -> (..., D)``: each token's D features
     brought to mean 0 and variance 1 (the biased variance, eps inside the square root), then
     gamma * x̂ + beta, as ``torch.nn.functional.layer_norm(x, (D,), gamma, beta, eps)``."""
+    layer_norm = _own_work(
+        "layer_norm", layer_norm,
+        torch.nn.functional.layer_norm,
+        torch.nn.LayerNorm,
+        torch.layer_norm,
+    )
     with _attempt("layer_norm"):
         gen = torch.Generator().manual_seed(81)
         # (T, D); (B, T, D) with a large eps; then B = T = D, where a mean without keepdim still broadcasts
@@ -115,6 +126,10 @@ def _ffn(x, W1, b1, W2, b2, *, inner=torch.relu, outer=lambda t: t) -> torch.Ten
 def check_feed_forward(feed_forward: Callable) -> None:
     """Exercise: ``feed_forward(x (B, T, D), W1 (D, F), b1 (F,), W2 (F, D), b2 (D,)) -> (B, T, D)``, the
     position-wise network relu(x W1 + b1) W2 + b2, applied to every token alone."""
+    feed_forward = _own_work(
+        "feed_forward", feed_forward,
+        _lib.transformer.FeedForward,
+    )
     with _attempt("feed_forward"):
         # first T = D = F, where a transposed weight or a product over the time axis still runs
         for seed, (B, T, D, F) in ((82, (2, 4, 4, 4)), (83, (3, 5, 6, 10))):
@@ -280,6 +295,11 @@ def check_encoder_block(encoder_block: Callable) -> None:
     """Exercise: ``encoder_block(x (B, T, D), attn, ff, norm1, norm2, mask (B, T)) -> (B, T, D)``, the post-norm
     encoder layer of Vaswani et al.: x = norm1(x + attn(x)), then x = norm2(x + ff(x)); ``attn`` is an
     ``nn.MultiheadAttention(batch_first=True)`` and ``mask`` is True = may attend, so it takes ``~mask``."""
+    encoder_block = _own_work(
+        "encoder_block", encoder_block,
+        _lib.transformer.EncoderLayer,
+        torch.nn.TransformerEncoderLayer,
+    )
     with _attempt("encoder_block"):
         _check_encoder_block(encoder_block, "encoder_block", False, {
             "pre": "that is the pre-norm block, x + attn(norm1(x)): this one is the paper's post-norm, each "
@@ -311,6 +331,11 @@ def check_encoder_block(encoder_block: Callable) -> None:
 def check_pre_norm_block(pre_norm_block: Callable) -> None:
     """Exercise: ``pre_norm_block(x, attn, ff, norm1, norm2, mask) -> (B, T, D)``: x = x + attn(norm1(x)),
     then x = x + ff(norm2(x)), as ``nn.TransformerEncoderLayer(norm_first=True)``."""
+    pre_norm_block = _own_work(
+        "pre_norm_block", pre_norm_block,
+        _lib.transformer.EncoderLayer,
+        torch.nn.TransformerEncoderLayer,
+    )
     with _attempt("pre_norm_block"):
         _check_encoder_block(pre_norm_block, "pre_norm_block", True, {
             "post": "that is the post-norm block, norm1(x + attn(x)): in the pre-norm block each sublayer reads "

@@ -10,12 +10,18 @@ from typing import Callable
 import numpy as np
 import torch
 
+
+import attention_course as _lib
+import attention_course.applications.sequences  # noqa: F401 (binds _lib.applications.sequences)
+import attention_course.applications.vision  # noqa: F401 (binds _lib.applications.vision)
+
 from .. import masks
 from ..attention import masked_softmax
 from ..applications.sequences import mase as _ref_mase
 from ..applications.sequences import seasonal_naive_forecast
 from ..applications.vision import patchify as _ref_patchify
 from ._core import (
+    _own_work,
     _say,
     NotAttempted,
     _reports_not_attempted,
@@ -74,6 +80,10 @@ def check_attention_pool(attention_pool: Callable) -> None:
     """Exercise: ``attention_pool(h (B, T, D), query (D,), mask (B, T)) -> (pooled (B, D), weights (B, T))``:
     weights = softmax of h·query / sqrt(D) over each sequence's real tokens (mask True), exactly 0 on padding and
     all 0 for a sequence with no real token; pooled = Σ_t weights_t h_t."""
+    attention_pool = _own_work(
+        "attention_pool", attention_pool,
+        _lib.applications.sequences.AttentionPooling,
+    )
     names = ("pooled", "weights")
     hint = ("h is (B, T, D) and query (D,): h @ query is (B, T), one score per token. Each sequence's pooled vector "
             "is its weights (T,) times its tokens (T, D): weights.unsqueeze(1) @ h is (B, 1, T) @ (B, T, D) = "
@@ -279,6 +289,10 @@ def check_patchify(patchify: Callable) -> None:
     patches in row-major order, each flattened in (C, ps, ps) order, so that a Linear with weight
     ``conv.weight.reshape(D, -1)`` on the patches equals ``Conv2d(C, D, kernel_size=ps, stride=ps)``; ValueError
     when Rh or Rw is not a multiple of ps."""
+    patchify = _own_work(
+        "patchify", patchify,
+        _lib.applications.vision.patchify,
+    )
     hint = ("images are (B, C, Rh, Rw): images.reshape(B, C, Rh // ps, ps, Rw // ps, ps) splits the height into "
             "Rh/ps rows of patches, ps pixel rows each, and the width likewise; .permute(0, 2, 4, 1, 3, 5) brings the "
             "patch grid (Rh/ps, Rw/ps) forward and each patch's (C, ps, ps) pixels behind it; "
@@ -394,6 +408,10 @@ def check_seasonal_naive(seasonal_naive: Callable) -> None:
     """Exercise: ``seasonal_naive(y (T,), period, horizon) -> (horizon,)``: ŷ_{T+h} = y_{T+h-κ·period} with
     κ = ceil(h/period), the smallest whole number of seasons that lands in the observed past:
     y[T - period + (h - 1) % period], 0-based; ``period`` is the season length T_season."""
+    seasonal_naive = _own_work(
+        "seasonal_naive", seasonal_naive,
+        _lib.applications.sequences.seasonal_naive_forecast,
+    )
     hint = ("y is 1-D (T,). The forecast h steps ahead (h = 1..horizon) is y[T - period + (h - 1) % period] in 0-based "
             "indexing: the last period values y[-period:], repeated for as long as the horizon needs")
     with _attempt("seasonal_naive"):
@@ -457,6 +475,10 @@ def check_mase(mase: Callable) -> None:
     """Exercise: ``mase(forecast (T_out,), actual (T_out,), history (T,), period) -> float``: the mean absolute error
     of the forecast divided by the in-sample mean absolute error of the one-step seasonal naive forecast,
     mean_t |history[t] - history[t - period]| over t = period..T-1."""
+    mase = _own_work(
+        "mase", mase,
+        _lib.applications.sequences.mase,
+    )
     hint = ("forecast and actual are (T_out,), history (T,): history[period:] - history[:-period] are the "
             "T - period in-sample errors of the one-step seasonal naive forecast; the result is one number")
     with _attempt("mase"):

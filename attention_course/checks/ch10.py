@@ -10,8 +10,15 @@ from typing import Callable
 import numpy as np
 import torch
 
+
+import attention_course as _lib
+import attention_course.attention  # noqa: F401 (binds _lib.attention)
+import attention_course.efficient  # noqa: F401 (binds _lib.efficient)
+import attention_course.reference  # noqa: F401 (binds _lib.reference)
+
 from .. import masks
 from ._core import (
+    _own_work,
     _say,
     _reports_not_attempted,
     _attempt,
@@ -107,6 +114,10 @@ def check_online_softmax_update(online_softmax_update: Callable) -> None:
     """Exercise: ``online_softmax_update(m (L,), r (L,), block (L, T_tile)) -> (m_new, r_new)``: the running max and
     the running sum of exp(z - max) of each row, after one more block of T_tile scores:
     m_new = maximum(m, block.max(-1)), r_new = r * exp(m - m_new) + exp(block - m_new).sum(-1)."""
+    online_softmax_update = _own_work(
+        "online_softmax_update", online_softmax_update,
+        _lib.efficient.online_softmax,
+    )
     names = ("m_new", "r_new")
     with _attempt("online_softmax_update"):
         # one step in mid-row: rows 0 and 2 find a new max in the block, rows 1 and 3 do not; L = C, where a
@@ -203,6 +214,11 @@ def check_attention_block_update(attention_block_update: Callable) -> None:
     values_block (T_tile, Ev)) -> (m, r, acc)``: one step of tiled (FlashAttention-style) attention; acc is the
     unnormalised sum of exp(z - m) v, rescaled by exp(m_old - m_new), and the output is acc / r after the last
     block."""
+    attention_block_update = _own_work(
+        "attention_block_update", attention_block_update,
+        _lib.efficient.online_softmax,
+        _lib.efficient.tiled_attention,
+    )
     names = ("m", "r", "acc")
     hint = ("m and r are (L,), acc (L, Ev), scores_block (L, T_tile) and values_block (T_tile, Ev): the block's "
             "weights exp(scores_block - m_new[:, None]) are (L, T_tile), times values_block (T_tile, Ev) gives "
@@ -275,6 +291,10 @@ def check_cached_attention_step(cached_attention_step: Callable) -> None:
     """Exercise: ``cached_attention_step(q_t (..., 1, E), k_t (..., 1, E), v_t (..., 1, Ev), cache_k (..., S, E),
     cache_v (..., S, Ev)) -> (out_t (..., 1, Ev), cache_k (..., S+1, E), cache_v (..., S+1, Ev))``: append the new
     key and value along the time axis (dim -2), then attend with q_t over all S+1 cached positions."""
+    cached_attention_step = _own_work(
+        "cached_attention_step", cached_attention_step,
+        _lib.efficient.KVCache,
+    )
     names = ("out_t", "cache_k", "cache_v")
     hint = ("the caches are (..., S, E) and (..., S, Ev), the new key and value (..., 1, E) and (..., 1, Ev): "
             "append along the time axis, torch.cat([cache_k, k_t], dim=-2), which works for (B, S, E) and "
@@ -365,6 +385,10 @@ def _linear_attention(q, k, v, *, phi: Callable = _elu1, normalise: bool = True,
 def check_linear_attention(linear_attention: Callable) -> None:
     """Exercise: ``linear_attention(q (B, L, E), k (B, S, E), v (B, S, Ev)) -> (B, L, Ev)`` with phi = elu + 1:
     out_i = phi(q_i) (sum_j phi(k_j)ᵀ v_j) / (phi(q_i) · sum_j phi(k_j)), Katharopoulos et al. 2020."""
+    linear_attention = _own_work(
+        "linear_attention", linear_attention,
+        _lib.efficient.linear_attention,
+    )
     with _attempt("linear_attention"):
         # L = S first, where swapping q and k still runs; then L, S, E and Ev all different
         for seed, (B, L, S, E, Ev) in ((104, (1, 6, 6, 3, 3)), (105, (2, 3, 5, 4, 2))):
