@@ -2214,3 +2214,39 @@ def test_a_name_imported_into_the_learners_namespace_is_caught_and_restored():
         checks.check_split_heads(namespace["answer"])
     assert namespace["split_heads"] is multihead.split_heads  # put back, also after a failure
     assert checks.ch06._lib.multihead.split_heads is multihead.split_heads
+
+
+# --------------------------------------------------------------------------- the shared machinery
+
+
+@pytest.mark.parametrize("crash, hint", [
+    (lambda: torch.ones(3, 4) @ torch.ones(5, 6), "matrix product"),
+    (lambda: np.ones((3, 4)) @ np.ones((5, 6)), "matrix product"),
+    (lambda: torch.ones(3, 4) + torch.ones(5), "broadcast"),
+    (lambda: np.ones((3, 4)) * np.ones(5), "broadcast"),
+    (lambda: torch.ones(2, 3).view(7), "reshape"),
+    (lambda: torch.ones(2, 3).t().view(6), "contiguous"),
+    (lambda: torch.ones(2, 3).sum(dim=2), "axis"),
+    (lambda: torch.ones(2, 3) @ torch.ones(3, 2, dtype=torch.float64), "dtype"),
+])
+def test_a_crash_gets_the_hint_for_its_kind_of_error(crash, hint):
+    with pytest.raises(AssertionError) as info:
+        with checks._core._attempt("f"):
+            crash()
+    assert hint in str(info.value), str(info.value)
+    said = checks._core._crash_hint(info.value.__cause__)
+    assert hint in said and all(other not in said for other in {"matrix product", "broadcast"} - {hint})
+
+
+def test_a_mismatch_message_prints_two_different_numbers():
+    with pytest.raises(AssertionError) as info:
+        checks._core._compare("x", np.array([0.8594341]), np.array([0.8594339]), atol=1e-8)
+    numbers = [w for w in str(info.value).replace("(", " ").split() if w[:1].isdigit()]
+    assert numbers[0] != numbers[1] and "0.8594341" in str(info.value), str(info.value)
+
+
+def test_a_relative_tolerance_accepts_float32_rounding_of_large_values():
+    expected = np.array([1234.5678, 1e-3])
+    checks._core._compare("x", expected.astype(np.float32), expected, atol=1e-6, rtol=1e-6)
+    with pytest.raises(AssertionError):
+        checks._core._compare("x", expected * (1 + 1e-4), expected, atol=1e-6, rtol=1e-6)

@@ -60,10 +60,40 @@ def _attempt(exercise: str) -> Iterator[None]:
     except AssertionError:
         raise
     except Exception as exc:  # the learner's code crashed: say so, with the shapes we passed
-        raise AssertionError(
-            f"{exercise} raised {type(exc).__name__}: {exc}. Check the shapes in the exercise text "
-            f"(a matrix product needs the inner sizes to agree; .T transposes)."
-        ) from exc
+        raise AssertionError(f"{exercise} raised {type(exc).__name__}: {exc}. {_crash_hint(exc)}") from exc
+
+
+# What a crash message means, most specific first: (pattern in the message, hint).
+_CRASH_HINTS = (
+    (r"mat1 and mat2 shapes|mismatch in its core dimension|batch2 tensor|inconsistent tensor size|"
+     r"size mismatch|shapes \(\d+,\d*\) and \(\d+,\d*\) not aligned",
+     "A matrix product A @ B needs A's last size to equal B's second-to-last: print both shapes "
+     "(.T or .transpose(-2, -1) swaps the last two axes)."),
+    (r"could not be broadcast|must match the size of tensor|non-singleton dimension",
+     "An elementwise operation (+, -, *, /, where) got shapes that do not broadcast: sizes are "
+     "matched from the right and must be equal or 1. Print both shapes; keepdim=True or [..., None] "
+     "keeps the reduced axis so that the result lines up again."),
+    (r"is invalid for input of size|cannot reshape array",
+     "A reshape asked for a shape with a different number of entries: print x.shape and the shape "
+     "you asked for."),
+    (r"view size is not compatible",
+     ".view() needs a contiguous tensor: after a transpose use .reshape(...) or .contiguous().view(...)."),
+    (r"Dimension out of range|axis \d+ is out of bounds",
+     "An axis number does not exist for this tensor: dim=-1 is the last axis whatever the rank."),
+    (r"expected scalar type|same dtype|dtype",
+     "Two tensors have different dtypes: build new tensors with dtype=x.dtype (or .to(x.dtype))."),
+)
+
+
+def _crash_hint(exc: Exception) -> str:
+    """The hint for a crash of the learner's code: which kind of shape error it is, if we can tell."""
+    import re
+
+    message = str(exc)
+    for pattern, hint in _CRASH_HINTS:
+        if re.search(pattern, message):
+            return hint
+    return "Check the shapes in the exercise text: print the shape of each tensor you build."
 
 
 def _as_array(name: str, x: object) -> np.ndarray:
@@ -81,8 +111,11 @@ def _fmt_index(idx: tuple[int, ...]) -> str:
     return "[" + ", ".join(str(i) for i in idx) + "]"
 
 
-def _compare(what: str, got: object, expected: np.ndarray, *, atol: float = 1e-6, legend: str = "") -> None:
-    """Shape, finiteness, then the entry that differs most."""
+def _compare(what: str, got: object, expected: np.ndarray, *, atol: float = 1e-6, rtol: float = 0.0,
+             legend: str = "") -> None:
+    """Shape, finiteness, then the entry that differs most: an entry passes within
+    ``atol + rtol * |expected|`` (state ``rtol`` where a correct answer computed in float32,
+    or with a standard epsilon, may differ from the float64 reference)."""
     got = _as_array(what, got)
     if got.shape != expected.shape:
         hint = ""
@@ -99,12 +132,24 @@ def _compare(what: str, got: object, expected: np.ndarray, *, atol: float = 1e-6
             f"{what} contains inf or NaN, first at {bad}: an exponential overflowed or you divided by zero"
         )
     diff = np.abs(got - expected)
-    if diff.max() > atol:
-        idx = np.unravel_index(int(diff.argmax()), diff.shape)
+    tol = atol + rtol * np.abs(expected)
+    excess = np.where(tol > 0, diff / np.where(tol > 0, tol, 1.0), np.where(diff > 0, np.inf, 0.0))
+    if excess.max() > 1:
+        idx = np.unravel_index(int(excess.argmax()), diff.shape)
+        a, b = _distinct(got[idx], expected[idx])
         raise AssertionError(
-            f"{what}: entry {_fmt_index(tuple(int(i) for i in idx))} is {got[idx]:.6g} but should be "
-            f"{expected[idx]:.6g} (off by {diff[idx]:.3g})"
+            f"{what}: entry {_fmt_index(tuple(int(i) for i in idx))} is {a} but should be {b} "
+            f"(off by {diff[idx]:.3g})"
         )
+
+
+def _distinct(got: float, expected: float) -> tuple[str, str]:
+    """The two numbers with the fewest significant digits (at least 6) that tell them apart."""
+    for digits in range(6, 18):
+        a, b = f"{got:.{digits}g}", f"{expected:.{digits}g}"
+        if a != b:
+            return a, b
+    return repr(float(got)), repr(float(expected))
 
 
 def _rng(seed: int) -> np.random.Generator:
