@@ -8,6 +8,7 @@ these would let a broken solution earn the points.
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import numpy as np
@@ -2250,3 +2251,32 @@ def test_a_relative_tolerance_accepts_float32_rounding_of_large_values():
     checks._core._compare("x", expected.astype(np.float32), expected, atol=1e-6, rtol=1e-6)
     with pytest.raises(AssertionError):
         checks._core._compare("x", expected * (1 + 1e-4), expected, atol=1e-6, rtol=1e-6)
+
+
+def test_a_choice_question_says_why_each_wrong_option_is_wrong(capsys, monkeypatch):
+    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
+    ask = checks._core._reports_not_attempted(  # as every public check is
+        lambda answer: checks._core._check_choice("q", answer, "b", "because B.", {"a": "A is wrong.", "c": "C!"}))
+    ask(lambda: "b")
+    assert "correct, (b). because B." in capsys.readouterr().out
+    ask(lambda: " (B) ")
+    for answer, said in ((lambda: "a", "A is wrong."), (lambda: "c", "C!"), (lambda: "d", "one of the letters a, b, c"),
+                         (lambda: None, "return"), ("b", "the function itself")):
+        with pytest.raises(AssertionError, match=re.escape(said)):
+            ask(answer)
+    assert ask(stub) is None and "not attempted yet" in capsys.readouterr().out
+    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
+    with pytest.raises(checks.NotAttempted):
+        ask(stub)
+
+
+def test_a_number_question_accepts_within_its_tolerance_and_names_known_mistakes(capsys, monkeypatch):
+    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
+    ask = lambda answer: checks._core._check_number("q", answer, 0.25, "why.", rtol=0.01,
+                                                    wrong={"forgetting the square root": (0.0625, "Take the root.")})
+    ask(lambda: 0.2501)
+    ask(lambda: torch.tensor(0.25))
+    for answer, said in ((lambda: 0.0625, "forgetting the square root"), (lambda: 0.3, "is not it"),
+                         (lambda: float("nan"), "finite"), (lambda: "a quarter", "return a number")):
+        with pytest.raises(AssertionError, match=said):
+            ask(answer)

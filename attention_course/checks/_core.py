@@ -326,3 +326,54 @@ def _own_work(exercise: str, fn: Callable, *targets: object) -> Callable:
                 namespace[attr] = value
 
     return guarded
+
+
+# ---------------------------------------------------------------- predict-then-verify questions
+# A question is a function the learner fills in (`def answer(): return "b"`), so that an
+# unanswered one raises NotImplementedError when checked, as an unwritten exercise does, and
+# "Run All" goes on to the next cell.
+
+
+def _answer(question: str, answer: Callable[[], object]) -> object:
+    if not callable(answer):
+        raise AssertionError(f"{question}: pass the function itself (answer, not answer())")
+    with _attempt(question):
+        value = answer()
+    if value is None:
+        raise AssertionError(f"{question}: the function returned None: did you forget `return`?")
+    return value
+
+
+def _check_choice(question: str, answer: Callable[[], object], correct: str, why: str,
+                  wrong: dict[str, str]) -> None:
+    """A multiple-choice question: ``answer()`` returns one option letter. A wrong letter gets the
+    hint written for that very option (what that choice would mean, and why it does not hold)."""
+    options = sorted({correct, *wrong})
+    value = _answer(question, answer)
+    letter = str(value).strip().lower().strip("()")
+    if letter not in options:
+        raise AssertionError(f"{question}: answer with one of the letters {', '.join(options)}, got {value!r}")
+    if letter != correct:
+        raise AssertionError(f"{question}: not ({letter}). {wrong[letter]}")
+    _say(f"{question}: correct, ({correct}). {why}")
+
+
+def _check_number(question: str, answer: Callable[[], object], expected: float, why: str, *,
+                  rtol: float = 0.02, atol: float = 0.0, wrong: dict[str, tuple[float, str]] | None = None) -> None:
+    """A numeric question: ``answer()`` returns a number within ``atol + rtol·|expected|`` of the
+    expected one. A value near one of the ``wrong`` ones (a known mistake) gets that mistake's hint."""
+    value = _answer(question, answer)
+    try:
+        number = float(value.item() if isinstance(value, (torch.Tensor, np.ndarray)) else value)
+    except (TypeError, ValueError):
+        raise AssertionError(f"{question}: return a number, got {type(value).__name__}") from None
+    if not np.isfinite(number):
+        raise AssertionError(f"{question}: {number} is not a finite number")
+    if abs(number - expected) <= atol + rtol * abs(expected):
+        _say(f"{question}: correct, {number:.4g}. {why}")
+        return
+    for name, (value_wrong, hint) in (wrong or {}).items():
+        if abs(number - value_wrong) <= atol + rtol * abs(value_wrong):
+            raise AssertionError(f"{question}: {number:.4g} is what {name} gives. {hint}")
+    raise AssertionError(f"{question}: {number:.4g} is not it. Work it out again step by step, then run "
+                         f"the code to verify.")
