@@ -25,7 +25,14 @@ Taught in chapter 9, section "Two sentences: matching and translation"
 - :class:`MeanPoolClassifier`: the baseline without cross-attention: each
   sentence encoded alone as the mean of its word vectors, then an MLP on
   :math:`[u; v; |u - v|; u \odot v]` (or on the hypothesis alone).
-- :func:`train_classifier`, :func:`classifier_accuracy`, :func:`alignment_hits`.
+- :class:`ConvMaxPoolClassifier`: the order-aware baseline without
+  cross-attention: each sentence encoded alone by a width-3 convolution over
+  its word vectors, max-pooled over positions (a sentence encoder of the kind
+  InferSent compared, Conneau et al. 2017), then the same MLP on
+  :math:`[u; v; |u - v|; u \odot v]`.
+- :func:`train_classifier`, :func:`train_with_checkpoints` (the same training,
+  with the predictions on a held-out batch every few steps: a learning curve),
+  :func:`classifier_accuracy`, :func:`alignment_hits`.
 - For the section's translation part: :func:`word_dictionary` (a word-for-word
   dictionary read off aligned pairs), :func:`translate_in_place`,
   :func:`in_place_token_accuracy` and :func:`monotone_alignment_accuracy`.
@@ -53,9 +60,9 @@ from ..masks import padding_mask
 
 __all__ = [
     "LABELS", "ROLES", "NLIPair", "NLIBatch", "nli_pairs", "nli_vocab", "nli_label", "sentence_facts",
-    "make_nli_batch", "nli_batches", "in_context", "DecomposableAttention", "MeanPoolClassifier", "train_classifier",
-    "classifier_accuracy", "alignment_hits", "word_dictionary", "translate_in_place",
-    "in_place_token_accuracy", "monotone_alignment_accuracy",
+    "make_nli_batch", "nli_batches", "in_context", "DecomposableAttention", "MeanPoolClassifier",
+    "ConvMaxPoolClassifier", "train_classifier", "train_with_checkpoints", "classifier_accuracy", "alignment_hits",
+    "word_dictionary", "translate_in_place", "in_place_token_accuracy", "monotone_alignment_accuracy",
 ]
 
 LABELS = ("entailment", "neutral", "contradiction")
@@ -433,6 +440,58 @@ class MeanPoolClassifier(nn.Module):
         return self.classify(_pair_features(u, v)), None  # (B, 3)
 
 
+class ConvMaxPoolClassifier(nn.Module):
+    r"""An order-aware baseline without cross-attention: each sentence convolved, max-pooled, then compared.
+
+    Each sentence is encoded on its own: its word embeddings
+    :math:`x_1..x_T` go through one convolution of width ``width`` (3: a
+    word with its left and right neighbours) and a ReLU,
+    :math:`h_t = \mathrm{ReLU}(W [x_{t-1}; x_t; x_{t+1}] + c)`, and the
+    sentence vector is the largest value of each channel over the real words,
+    :math:`u = \max_t h_t` (premise) and :math:`v` (hypothesis). The logits are
+    an MLP of :math:`[u; v; |u - v|; u \odot v]` with two hidden ReLU layers,
+    as in :class:`MeanPoolClassifier`. Unlike the mean of word vectors, a
+    channel can fire on a word *together with* its neighbour ("red" before
+    "cat", not "red" before "ball"), so the encoder keeps which colour belongs to
+    which noun; the max over positions keeps only whether such a pattern
+    occurs. A sentence encoder of the kind InferSent compared (a convolution
+    or BiLSTM with max-pooling; Conneau et al. 2017); nothing attends
+    across the two sentences.
+
+    Same call as :class:`DecomposableAttention`; returns logits (B, 3) and None.
+    Shapes: ids (B, T), embeddings (B, T, D), channels (B, T, C) with
+    C = ``channels``. Chapter 9's order-aware baseline (``09b_matching_and_translation``).
+    """
+
+    def __init__(self, vocab_size: int, embed_size: int = 32, channels: int = 64, hidden_size: int = 64,
+                 num_classes: int = 3, *, width: int = 3) -> None:
+        super().__init__()
+        _check_positive(vocab_size=vocab_size, embed_size=embed_size, channels=channels, hidden_size=hidden_size,
+                        num_classes=num_classes, width=width)
+        if width % 2 == 0:
+            raise ValueError(f"width must be odd (a word and as many neighbours on each side), got {width}")
+        self.embedding = nn.Embedding(vocab_size, embed_size, padding_idx=0)
+        self.conv = nn.Conv1d(embed_size, channels, width, padding=width // 2)  # zeros beyond each end
+        self.classify = nn.Sequential(nn.Linear(4 * channels, hidden_size), nn.ReLU(),
+                                      nn.Linear(hidden_size, hidden_size), nn.ReLU(),
+                                      nn.Linear(hidden_size, num_classes))
+
+    def encode(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """One sentence vector per row: ids (B, T), lengths (B,) -> (B, C)."""
+        T = ids.shape[1]
+        keep = padding_mask(lengths, T)[..., None]  # (B, T, 1): True = real word
+        x = self.embedding(ids) * keep  # (B, T, D), zero past each length
+        h = torch.relu(self.conv(x.transpose(1, 2))).transpose(1, 2)  # (B, D, T) -> (B, C, T) -> (B, T, C)
+        return h.masked_fill(~keep, float("-inf")).amax(dim=1)  # (B, C): max over the real words
+
+    def forward(self, premise: torch.Tensor, premise_lengths: torch.Tensor, hypothesis: torch.Tensor,
+                hypothesis_lengths: torch.Tensor) -> tuple[torch.Tensor, None]:
+        _check_pair_inputs(premise, premise_lengths, hypothesis, hypothesis_lengths)
+        u = self.encode(premise, premise_lengths)  # (B, C)
+        v = self.encode(hypothesis, hypothesis_lengths)  # (B, C)
+        return self.classify(_pair_features(u, v)), None  # (B, 3)
+
+
 # --------------------------------------------------------------------------- training and measuring
 
 
@@ -454,6 +513,45 @@ def train_classifier(model: nn.Module, data: Iterator[NLIBatch], steps: int, *, 
         optimiser.step()
         losses.append(loss.item())
     return {"loss": losses, "seconds": time.perf_counter() - start}
+
+
+def train_with_checkpoints(model: nn.Module, data: Iterator[NLIBatch], steps: int, eval_batch: NLIBatch, *,
+                           lr: float = 3e-3, every: int = 50) -> dict[str, object]:
+    """:func:`train_classifier`'s training, step for step, with a look at ``eval_batch`` every ``every`` steps.
+
+    The updates are exactly those of ``train_classifier(model, data, steps, lr=lr)``
+    (the looks are made in eval mode, without gradients). Returns
+    ``{"loss": [...per step...], "seconds": training wall time (the looks excluded),
+    "steps": [every, 2 * every, ...], "predicted": (checkpoints, N) long tensor}``,
+    the predicted label of each of the N pairs of ``eval_batch`` at each checkpoint,
+    so that any share of the pairs can be scored along the way (a learning curve).
+    """
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a positive int, got {steps!r}")
+    if isinstance(every, bool) or not isinstance(every, int) or not 1 <= every <= steps:
+        raise ValueError(f"every must be an int in 1..steps={steps}, got {every!r}")
+    optimiser = torch.optim.Adam(model.parameters(), lr=lr)
+    losses, checkpoints, predicted, seconds = [], [], [], 0.0
+    for step in range(1, steps + 1):
+        model.train()
+        start = time.perf_counter()
+        batch = next(data)
+        logits, _ = model(batch.premise, batch.premise_lengths, batch.hypothesis, batch.hypothesis_lengths)
+        loss = nn.functional.cross_entropy(logits, batch.label)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        seconds += time.perf_counter() - start
+        losses.append(loss.item())
+        if step % every == 0:
+            model.eval()
+            with torch.no_grad():
+                logits, _ = model(eval_batch.premise, eval_batch.premise_lengths, eval_batch.hypothesis,
+                                  eval_batch.hypothesis_lengths)
+            checkpoints.append(step)
+            predicted.append(logits.argmax(-1))  # (N,)
+    model.train()
+    return {"loss": losses, "seconds": seconds, "steps": checkpoints, "predicted": torch.stack(predicted)}
 
 
 @torch.no_grad()
