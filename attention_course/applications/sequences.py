@@ -16,13 +16,16 @@ Chapter 9 (``chapters/09d_time_series_dna_recommendation.ipynb``) trains each on
   the positives carry one copy of a short motif (at most one base changed),
   the negatives a shuffled decoy with the same letters and no copy.
   :class:`MotifAttentionClassifier` is a convolution (k-mer detectors) plus
-  attention pooling with a learned query. Baseline: :func:`kmer_counts` +
-  :func:`fit_logistic_regression`.
+  attention pooling with a learned query. Baselines: :func:`kmer_counts` +
+  :func:`fit_logistic_regression`, and :class:`MotifMaxPoolClassifier`, the
+  same convolution pooled by each channel's maximum (DeepBind's recipe).
 - **Recommendation.** :func:`purchase_histories` draws users' purchase
   sequences in which an accessory follows its product a few steps later;
   :class:`NextItemTransformer` is a one-block causal self-attention model in
   the style of SASRec (Kang and McAuley 2018). Baselines:
-  :func:`popularity_scores` and :func:`markov_scores`; metric :func:`hit_rate_at_k`.
+  :func:`popularity_scores`, :func:`markov_scores` and :class:`NextItemGRU`, a
+  recurrent model in the style of GRU4Rec (Hidasi et al. 2016); metric
+  :func:`hit_rate_at_k`.
 
 Every generator takes a ``seed`` and uses its own generator (no global RNG).
 All batch-first; masks are bool, ``True`` = may attend. Shapes: B examples
@@ -53,10 +56,10 @@ __all__ = [
     "mae", "mase", "weight_near_seasonal_lags",
     # DNA
     "NUCLEOTIDES", "MotifSequences", "planted_motif_sequences", "motif_matches", "one_hot_dna", "kmer_counts",
-    "fit_logistic_regression", "AttentionPooling", "MotifAttentionClassifier",
+    "fit_logistic_regression", "AttentionPooling", "MotifAttentionClassifier", "MotifMaxPoolClassifier",
     # recommendation
-    "PurchaseHistories", "purchase_histories", "NextItemTransformer", "popularity_scores", "markov_scores",
-    "hit_rate_at_k",
+    "PurchaseHistories", "purchase_histories", "NextItemTransformer", "NextItemGRU", "popularity_scores",
+    "markov_scores", "hit_rate_at_k",
 ]
 
 
@@ -605,6 +608,79 @@ class MotifAttentionClassifier(nn.Module):
         return self.out(pooled)[:, 0], weights  # (B,), (B, T)
 
 
+class MotifMaxPoolClassifier(nn.Module):
+    r"""Convolution (k-mer detectors), each channel's maximum over the sequence, one logit: DeepBind, no attention.
+
+    .. math::
+        h_{jc} = \mathrm{ReLU}(\mathrm{conv}(x)_{jc}),\qquad
+        m_c = \max_j h_{jc},\qquad
+        \text{logit} = m\, w + b
+
+    DeepBind's recipe (Alipanahi et al. 2015): a bank of learned motif
+    detectors, pooled by a fixed rule instead of attention. With
+    ``pooling="max+avg"`` each channel also contributes its mean over the real
+    positions, ``[m, mean_j h_j] w + b``, DeepBind's other option. The
+    convolution is the one of :class:`MotifAttentionClassifier` (no layer norm:
+    DeepBind has none, and a maximum needs no common scale); DeepBind's
+    optional hidden layer and dropout are left out. Chapter 9
+    (``chapters/09d_time_series_dna_recommendation.ipynb``) compares the two.
+
+    ``forward(tokens (B, T), lengths=None)`` -> logits (B,), features h
+    (B, T, C); padded positions (at or after ``lengths[n]``) are zeros to the
+    convolution, take no part in the pooling and have features 0.
+    :meth:`peak_position` reads off where the evidence is.
+    """
+
+    def __init__(self, channels: int = 16, kernel_size: int = 7, pooling: str = "max") -> None:
+        super().__init__()
+        channels, kernel_size = _positive_int("channels", channels), _positive_int("kernel_size", kernel_size)
+        if kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be odd (centred windows), got {kernel_size}")
+        if pooling not in ("max", "max+avg"):
+            raise ValueError(f"pooling must be 'max' or 'max+avg', got {pooling!r}")
+        self.channels, self.pooling = channels, pooling
+        self.conv = nn.Conv1d(4, channels, kernel_size, padding=kernel_size // 2)
+        self.out = nn.Linear(channels * (2 if pooling == "max+avg" else 1), 1)
+
+    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        x = one_hot_dna(tokens, lengths)  # (B, T, 4); raises on bad tokens or lengths
+        B, T, _ = x.shape
+        h = torch.relu(self.conv(x.transpose(1, 2))).transpose(1, 2)  # (B, T, C)
+        keep = _lengths_mask(lengths, B, T)
+        if keep is not None:
+            h = h * keep[..., None]  # (B, T, C): padded positions 0
+        pooled = [self._masked_max(h, keep)[0]]  # (B, C): m
+        if self.pooling == "max+avg":
+            n = torch.full((B, 1), T, dtype=h.dtype) if keep is None else keep.sum(1, keepdim=True).to(h.dtype)
+            pooled.append(h.sum(1) / n)  # (B, C): the mean over real positions
+        return self.out(torch.cat(pooled, 1))[:, 0], h  # (B,), (B, T, C)
+
+    @staticmethod
+    def _masked_max(h: torch.Tensor, keep: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        if keep is not None:
+            h = h.masked_fill(~keep[..., None], float("-inf"))  # a padded position never wins
+        values, indices = h.max(1)  # (B, C), (B, C)
+        return values, indices
+
+    def peak_position(self, features: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        r"""Where the detector that adds most to the logit peaks: :math:`\arg\max_j h_{jc^*}`.
+
+        The channel is :math:`c^* = \arg\max_c w_c m_c`, the largest term of
+        the logit's max-pooled part: the max-pooling counterpart of
+        attention's largest weight. ``features`` is the second output of
+        :meth:`forward`. Shapes: features (B, T, C), lengths (B,) or None ->
+        positions (B,) long.
+        """
+        _check_float("features", features, 3, f"(B, T, C={self.channels})")
+        B, T, C = features.shape
+        if C != self.channels:
+            raise ValueError(f"features must be (B, T, C={self.channels}), got {shape_str(features)}")
+        peak, where = self._masked_max(features, _lengths_mask(lengths, B, T))  # (B, C), (B, C)
+        w = self.out.weight[0, :C].detach().to(features.dtype)  # (C,): the weights of the maxima
+        best = (peak * w).argmax(1)  # (B,): the channel c*
+        return where[torch.arange(B), best]  # (B,)
+
+
 # =========================================================================== recommendation
 
 
@@ -742,6 +818,46 @@ class NextItemTransformer(nn.Module):
         x = self.position(self.item_embedding(items))  # (B, T, D)
         h, weights = self.block(x, mask)  # (B, T, D), (B, H, T, T)
         return self.norm(h) @ self.item_embedding.weight.T, weights  # (B, T, num_items), (B, H, T, T)
+
+
+class NextItemGRU(nn.Module):
+    r"""Next-item prediction with a recurrent state over the history, in the style of GRU4Rec.
+
+    .. math::
+        s_t = \mathrm{GRU}\big(s_{t-1},\ W_{\text{item}}[\text{item}_t]\big),\quad s_0 = 0,\qquad
+        \text{scores}_t = s_t W_{\text{out}}^\top + b
+
+    with :math:`W_\text{item}` the (num_items, D) item embeddings and
+    :math:`W_\text{out}` (num_items, D) a separate output layer. The state
+    after step t has read the items bought at steps <= t, one at a time; its
+    scores rank every item of the catalogue as the purchase at step t + 1.
+    GRU4Rec (Hidasi et al. 2016) trains this model on sessions with
+    session-parallel minibatches and ranking losses over sampled items; its
+    later version also offers cross-entropy (Hidasi and Karatzoglou 2018).
+    Chapter 9 trains it like :class:`NextItemTransformer` (cross-entropy over
+    the whole catalogue), so that the two differ only in how they read the
+    history (``chapters/09d_time_series_dna_recommendation.ipynb``).
+
+    ``forward(items (B, T))`` -> scores (B, T, num_items). No padding
+    argument: the state at step t never sees later steps, so the scores of
+    the real steps of a right-padded history are those of the history alone.
+    """
+
+    def __init__(self, num_items: int, *, d_model: int = 32) -> None:
+        super().__init__()
+        self.num_items = _positive_int("num_items", num_items)
+        d_model = _positive_int("d_model", d_model)
+        self.item_embedding = nn.Embedding(num_items, d_model)
+        self.gru = nn.GRU(d_model, d_model, batch_first=True)
+        self.out = nn.Linear(d_model, num_items)
+
+    def forward(self, items: torch.Tensor) -> torch.Tensor:
+        _check_long("items", items, 2, "(B, T)")
+        if items.numel() and (int(items.min()) < 0 or int(items.max()) >= self.num_items):
+            raise ValueError(f"item ids must lie in 0..{self.num_items - 1}, got min {int(items.min())} "
+                             f"and max {int(items.max())}")
+        states, _ = self.gru(self.item_embedding(items))  # (B, T, D): s_1 .. s_T
+        return self.out(states)  # (B, T, num_items)
 
 
 def popularity_scores(train_items: torch.Tensor, num_items: int) -> torch.Tensor:
