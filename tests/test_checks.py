@@ -41,33 +41,6 @@ def attention_ok(Q, K, V):
     return A @ V, A
 
 
-def masked_attention_ok(Q, K, V, mask):
-    scores = np.where(mask, Q @ K.T / np.sqrt(Q.shape[-1]), -np.inf)
-    row_max = scores.max(axis=-1, keepdims=True)
-    row_max = np.where(np.isfinite(row_max), row_max, 0.0)
-    e = np.exp(scores - row_max)
-    denom = e.sum(axis=-1, keepdims=True)
-    A = e / np.where(denom > 0, denom, 1.0)
-    return A @ V, A
-
-
-def add_pe_ok(x, pe):
-    return x + pe[: x.shape[1]]
-
-
-def multihead_ok(x, w_q, w_k, w_v, w_o, num_heads):
-    B, T, D = x.shape
-    H = num_heads
-
-    def split(t):
-        return t.view(B, T, H, D // H).transpose(1, 2)  # (B, H, T, D/H)
-
-    q, k, v = split(x @ w_q), split(x @ w_k), split(x @ w_v)
-    A = torch.softmax(q @ k.transpose(-2, -1) / (D // H) ** 0.5, dim=-1)  # (B, H, T, T)
-    heads = (A @ v).transpose(1, 2).reshape(B, T, D)  # (B, T, D)
-    return heads @ w_o
-
-
 def stub(*args):
     raise NotImplementedError()
 
@@ -189,112 +162,6 @@ ATTENTION_WRONG = {
     "weighted sum of the keys": (_attention_values_keys_confused, "context"),
 }
 
-
-def _masked_inverted(Q, K, V, mask):
-    return masked_attention_ok(Q, K, V, ~mask)
-
-
-def _masked_minus_1e9(Q, K, V, mask):
-    """The popular fill: uniform weights on a fully masked row."""
-    scores = np.where(mask, Q @ K.T / np.sqrt(Q.shape[-1]), -1e9)
-    A = softmax_ok(scores)
-    return A @ V, A
-
-
-def _masked_minus_inf(Q, K, V, mask):
-    scores = np.where(mask, Q @ K.T / np.sqrt(Q.shape[-1]), -np.inf)
-    with np.errstate(invalid="ignore"):
-        A = softmax_ok(scores)
-    return A @ V, A
-
-
-def _masked_ignored(Q, K, V, mask):
-    return attention_ok(Q, K, V)
-
-
-def _masked_after_softmax(Q, K, V, mask):
-    _, A = attention_ok(Q, K, V)
-    A = A * mask  # not renormalised
-    return A @ V, A
-
-
-def _masked_additive_bool(Q, K, V, mask):
-    """mask * -1e9 with a True = may-attend mask blocks the allowed keys."""
-    A = softmax_ok(Q @ K.T / np.sqrt(Q.shape[-1]) + mask * -1e9)
-    return A @ V, A
-
-
-MASKED_WRONG = {
-    "mask inverted": (_masked_inverted, "inverted"),
-    "uniform weights on a fully masked row": (_masked_minus_1e9, "uniform"),
-    "NaN on a fully masked row": (_masked_minus_inf, "NaN"),
-    "mask ignored": (_masked_ignored, "masked"),
-    "mask applied after the softmax": (_masked_after_softmax, "entry"),
-    "1 = blocked convention": (_masked_additive_bool, "weights"),
-}
-
-
-def _pe_sequence_first(x, pe):
-    """A (P, 1, D) buffer, as sequence-first code keeps it, indexed by x.size(0) = B."""
-    pe_seq_first = pe[:, None, :]  # (P, 1, D)
-    return x + pe_seq_first[: x.shape[0]]  # (B, 1, D): one vector per sequence
-
-
-def _pe_not_added(x, pe):
-    return x
-
-
-def _pe_off_by_one(x, pe):
-    return x + pe[1 : x.shape[1] + 1]
-
-
-def _pe_concatenated(x, pe):
-    return torch.cat([x, pe[: x.shape[1]].expand(x.shape[0], -1, -1)], dim=-1)
-
-
-PE_WRONG = {
-    "sequence-first encoding added to batch-first input": (_pe_sequence_first, "batch axis"),
-    "not added": (_pe_not_added, "entry"),
-    "off by one position": (_pe_off_by_one, "entry"),
-    "concatenated instead of added": (_pe_concatenated, "shape"),
-}
-
-
-def _mha_no_output_projection(x, w_q, w_k, w_v, w_o, num_heads):
-    return multihead_ok(x, w_q, w_k, w_v, torch.eye(x.shape[-1]), num_heads)
-
-
-def _mha_one_head(x, w_q, w_k, w_v, w_o, num_heads):
-    return multihead_ok(x, w_q, w_k, w_v, w_o, 1)
-
-
-def _mha_scaled_by_full_width(x, w_q, w_k, w_v, w_o, num_heads):
-    B, T, D = x.shape
-    H = num_heads
-    q, k, v = ((x @ w).view(B, T, H, D // H).transpose(1, 2) for w in (w_q, w_k, w_v))
-    A = torch.softmax(q @ k.transpose(-2, -1) / D**0.5, dim=-1)
-    return (A @ v).transpose(1, 2).reshape(B, T, D) @ w_o
-
-
-def _mha_heads_merged_wrongly(x, w_q, w_k, w_v, w_o, num_heads):
-    B, T, D = x.shape
-    H = num_heads
-    q, k, v = ((x @ w).view(B, T, H, D // H).transpose(1, 2) for w in (w_q, w_k, w_v))
-    A = torch.softmax(q @ k.transpose(-2, -1) / (D // H) ** 0.5, dim=-1)
-    return (A @ v).reshape(B, T, D) @ w_o  # missing transpose(1, 2): mixes heads and positions
-
-
-def _mha_transposed_weights(x, w_q, w_k, w_v, w_o, num_heads):
-    return multihead_ok(x, w_q.T, w_k.T, w_v.T, w_o.T, num_heads)
-
-
-MHA_WRONG = {
-    "no output projection": (_mha_no_output_projection, "output projection"),
-    "one head instead of H": (_mha_one_head, "entry"),
-    "scaled by sqrt(D) instead of sqrt(D/H)": (_mha_scaled_by_full_width, "entry"),
-    "heads merged without the transpose": (_mha_heads_merged_wrongly, "entry"),
-    "weights transposed": (_mha_transposed_weights, "entry"),
-}
 
 # --------------------------------------------------------------------------- chapter 1: solutions and wrong answers
 
@@ -1927,9 +1794,6 @@ CASES = [
     (checks.check_attention_weights, weights_ok, WEIGHTS_WRONG),
     (checks.check_context, context_ok, CONTEXT_WRONG),
     (checks.check_attention, attention_ok, ATTENTION_WRONG),
-    (checks.check_masked_attention, masked_attention_ok, MASKED_WRONG),
-    (checks.check_add_positional_encoding, add_pe_ok, PE_WRONG),
-    (checks.check_multihead_forward, multihead_ok, MHA_WRONG),
     (checks.check_teacher_forcing, teacher_forcing_ok, TEACHER_FORCING_WRONG),
     (checks.check_final_states, final_states_ok, FINAL_STATES_WRONG),
     (checks.check_greedy_decode, greedy_decode_ok, GREEDY_WRONG),
@@ -2022,13 +1886,6 @@ def test_inputs_keep_softmax_out_of_saturation():
         unscaled = softmax_ok(q @ k.T)
         assert scaled.max() < 0.9 and unscaled.max() < 0.9  # no row is (nearly) one-hot
         assert np.abs(scaled - unscaled).max() > 0.05  # so the scale is visible in the weights
-
-
-def test_sequence_first_bug_is_the_documented_one():
-    """The PE catalogue entry really gives every token of a sequence the same vector."""
-    x = torch.zeros(3, 5, 8)
-    out = _pe_sequence_first(x, sinusoidal_encoding(16, 8))
-    assert torch.equal(out[:, 0], out[:, 4]) and not torch.equal(out[0], out[1])
 
 
 def test_self_attention_inputs_show_the_scale():

@@ -16,8 +16,6 @@ import attention_course.attention  # noqa: F401 (binds _lib.attention)
 import attention_course.reference  # noqa: F401 (binds _lib.reference)
 
 from .. import reference
-from ..multihead import MultiHeadAttention
-from ..positional import sinusoidal_encoding
 from ._core import (
     _own_work,
     _say,
@@ -34,9 +32,6 @@ __all__ = [
     "check_attention_weights",
     "check_context",
     "check_attention",
-    "check_masked_attention",
-    "check_add_positional_encoding",
-    "check_multihead_forward",
 ]
 
 
@@ -197,99 +192,3 @@ def check_attention(attention: Callable) -> None:
         q, k, v = _attention_inputs(4, 4, 4, 4, 4)  # square: a missing transpose still runs
         _check_attention_case(attention, q, k, v, " for L=S=E=Ev=4")
     _say("attention: correct: A = softmax(Q Kᵀ / √E) row by row, C = A V.")
-
-
-@_reports_not_attempted
-def check_masked_attention(masked_attention: Callable) -> None:
-    """Exercise: attention with a bool mask (True = may attend); an all-False row gives zero weights and output."""
-    masked_attention = _own_work(
-        "masked_attention", masked_attention,
-        _lib.attention.scaled_dot_product_attention,
-        _lib.reference.scaled_dot_product_attention,
-        torch.nn.functional.scaled_dot_product_attention,
-        _lib.attention.attend,
-        _lib.reference.masked_softmax,
-        _lib.attention.masked_softmax,
-    )
-    with _attempt("masked_attention"):
-        q, k, v = _attention_inputs(5, 4, 5, 3, 2)
-        mask = np.array(
-            [[True, True, False, False, True], [False, True, True, True, False],
-             [False, False, False, False, False], [True, False, False, False, False]]
-        )
-        expected_c, expected_a = reference.scaled_dot_product_attention(q, k, v, mask)
-        result = masked_attention(q.copy(), k.copy(), v.copy(), mask.copy())
-        if not isinstance(result, tuple) or len(result) != 2:
-            raise AssertionError("masked_attention must return a pair (context, weights)")
-        c, a = (_as_array("masked_attention", r) for r in result)
-        if a.shape == expected_a.shape:
-            if not np.isfinite(a[2]).all():
-                raise AssertionError(
-                    "weights row 2 (every key masked) is NaN: softmax of all -inf is 0/0. Give such rows zero weights"
-                )
-            if np.allclose(a[2], 1.0 / a.shape[1]):
-                raise AssertionError(
-                    "weights row 2 has every key masked, and you gave it uniform weights (1/S): a fully masked "
-                    "row must get zero weights and a zero output"
-                )
-            _, inverted_a = reference.scaled_dot_product_attention(q, k, v, ~mask)
-            if np.all(np.isfinite(a)) and np.allclose(a, inverted_a, atol=1e-6):
-                raise AssertionError("weights: the mask is inverted: True means *may attend*; block where it is False")
-            if np.any(a[~mask] > 1e-9):
-                i, j = (int(t) for t in np.argwhere((~mask) & (a > 1e-9))[0])
-                raise AssertionError(f"weights[{i}, {j}] = {a[i, j]:.3g} but key {j} is masked for query {i}: it must be 0")
-        _compare("weights", a, expected_a, legend=" (L, S)")
-        _compare("context", c, expected_c, legend=" (L, Ev)")
-    _say("masked_attention: correct, including the fully masked row.")
-
-
-@_reports_not_attempted
-def check_add_positional_encoding(add_positional_encoding: Callable) -> None:
-    """Exercise: add a (P, D) position table to batch-first input (B, T, D): position t gets row t."""
-    with _attempt("add_positional_encoding"):
-        B, T, D = 3, 5, 8
-        pe = sinusoidal_encoding(16, D)  # (P, D)
-        x = torch.randn(B, T, D, generator=torch.Generator().manual_seed(6))
-        expected = (x + pe[:T]).numpy()  # (B, T, D)
-        got = _as_array("add_positional_encoding(x, pe)", add_positional_encoding(x.clone(), pe.clone()))
-        if got.shape == expected.shape:
-            added = got - x.numpy()  # what was added, (B, T, D)
-            if np.allclose(added, added[:, :1, :], atol=1e-5) and not np.allclose(added, added[:1], atol=1e-5):
-                raise AssertionError(
-                    "every token of a sequence got the same position vector, and each sequence a different one: "
-                    "the encoding was indexed by the batch axis (a sequence-first (T, B, D) habit). "
-                    "For batch-first x (B, T, D) add pe[:T], which broadcasts as (T, D) over B"
-                )
-        _compare("add_positional_encoding(x, pe)", got, expected, atol=1e-5, legend=" (B, T, D)")
-    _say("add_positional_encoding: correct: position t of every sequence gets row t.")
-
-
-@_reports_not_attempted
-def check_multihead_forward(multihead_forward: Callable) -> None:
-    """Exercise: multi-head self-attention from weight matrices, bias-free:
-    ``multihead_forward(x, w_q, w_k, w_v, w_o, num_heads) -> (B, T, D)``, weights (D, D) as in ``x @ w``.
-    """
-    with _attempt("multihead_forward"):
-        B, T, D, H = 2, 4, 8, 2
-        gen = torch.Generator().manual_seed(7)
-        x = torch.randn(B, T, D, generator=gen)
-        w_q, w_k, w_v, w_o = (torch.randn(D, D, generator=gen) / D**0.5 for _ in range(4))
-        ref = MultiHeadAttention(D, H, bias=False)
-        with torch.no_grad():
-            for proj, w in ((ref.q_proj, w_q), (ref.k_proj, w_k), (ref.v_proj, w_v), (ref.out_proj, w_o)):
-                proj.weight.copy_(w.T)  # nn.Linear computes x @ weight.T
-            expected, _ = ref(x, x, x)
-        got = _as_array(
-            "multihead_forward", multihead_forward(x.clone(), w_q.clone(), w_k.clone(), w_v.clone(), w_o.clone(), H)
-        )
-        expected = expected.numpy()
-        if got.shape == expected.shape:
-            with torch.no_grad():
-                no_out, _ = ref(x, x, x)
-                no_out = no_out @ torch.linalg.inv(w_o)  # undo W_o: the merged heads
-            if np.allclose(got, no_out.numpy(), atol=1e-4):
-                raise AssertionError(
-                    "the output is the concatenated heads without the output projection: multiply by w_o last"
-                )
-        _compare("multihead_forward", got, expected, atol=1e-4, legend=" (B, T, D)")
-    _say("multihead_forward: correct: split, attend per head, concatenate, project with W_o.")
