@@ -11,6 +11,13 @@ the cost are about those of one full-width head. Vectors are rows
 of them side by side as one (D, D) map, whose ``nn.Linear`` ``weight`` is its
 transpose (likewise ``k_proj``, ``v_proj``; ``out_proj`` is :math:`W_o`, (H·E, D)).
 Taught in chapter 6.
+
+With ``num_kv_heads`` G < H the module is **grouped-query attention** (GQA;
+Ainslie et al. 2023): only G key heads and G value heads are projected, and query
+head h reads key/value head ``h // (H / G)``, so H/G query heads share each of
+them. G = 1 is **multi-query attention** (MQA; Shazeer 2019). The queries keep
+all H heads; what shrinks is ``k_proj`` and ``v_proj`` (D x G·E each) and, when
+decoding, the keys and values a cache must hold per token: G·E instead of D.
 """
 
 from __future__ import annotations
@@ -59,6 +66,9 @@ class MultiHeadAttention(nn.Module):
         d_model: model width D; must be divisible by ``num_heads``.
         num_heads: number of heads H; each head has size D/H.
         bias: whether the four projections have biases.
+        num_kv_heads: number G of key/value heads (default H: ordinary
+            multi-head attention); must divide ``num_heads``. G < H is
+            grouped-query attention, G = 1 multi-query attention.
         rotary: rotate each head's queries and keys by their positions
             (:func:`~attention_course.positional.rotary_embedding`, positions
             ``0..L-1`` and ``0..S-1``) before the dot product, so that the
@@ -74,19 +84,26 @@ class MultiHeadAttention(nn.Module):
     sequence-first unless ``batch_first=True``.
     """
 
-    def __init__(self, d_model: int, num_heads: int, *, bias: bool = True, rotary: bool = False) -> None:
+    def __init__(self, d_model: int, num_heads: int, *, bias: bool = True, rotary: bool = False,
+                 num_kv_heads: int | None = None) -> None:
         super().__init__()
-        for name, n in (("d_model", d_model), ("num_heads", num_heads)):
+        if num_kv_heads is None:
+            num_kv_heads = num_heads
+        for name, n in (("d_model", d_model), ("num_heads", num_heads), ("num_kv_heads", num_kv_heads)):
             if isinstance(n, bool) or not isinstance(n, int) or n < 1:
                 raise ValueError(f"{name} must be a positive int, got {n!r}")
         if d_model % num_heads:
             raise ValueError(f"d_model={d_model} is not divisible by num_heads={num_heads}")
+        if num_heads % num_kv_heads:
+            raise ValueError(f"num_heads={num_heads} is not divisible by num_kv_heads={num_kv_heads}: "
+                             "each key/value head serves the same number of query heads")
         if rotary and (d_model // num_heads) % 2:
             raise ValueError(f"rotary needs an even head size, got d_model/num_heads = {d_model}/{num_heads}")
-        self.d_model, self.num_heads, self.rotary = d_model, num_heads, rotary
+        self.d_model, self.num_heads, self.num_kv_heads, self.rotary = d_model, num_heads, num_kv_heads, rotary
+        kv_width = num_kv_heads * (d_model // num_heads)  # G·E
         self.q_proj = nn.Linear(d_model, d_model, bias=bias)
-        self.k_proj = nn.Linear(d_model, d_model, bias=bias)
-        self.v_proj = nn.Linear(d_model, d_model, bias=bias)
+        self.k_proj = nn.Linear(d_model, kv_width, bias=bias)
+        self.v_proj = nn.Linear(d_model, kv_width, bias=bias)
         self.out_proj = nn.Linear(d_model, d_model, bias=bias)
 
     def _check_inputs(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> None:
@@ -112,12 +129,14 @@ class MultiHeadAttention(nn.Module):
         mask: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         self._check_inputs(query, key, value)
-        H = self.num_heads
+        H, G = self.num_heads, self.num_kv_heads
         q = split_heads(self.q_proj(query), H)  # (B, H, L, D/H)
-        k = split_heads(self.k_proj(key), H)  # (B, H, S, D/H)
-        v = split_heads(self.v_proj(value), H)  # (B, H, S, D/H)
+        k = split_heads(self.k_proj(key), G)  # (B, G, S, D/H)
+        v = split_heads(self.v_proj(value), G)  # (B, G, S, D/H)
         if self.rotary:
             q, k = rotary_embedding(q), rotary_embedding(k)  # positions 0..L-1 and 0..S-1
+        if G < H:  # query head h reads key/value head h // (H/G)
+            k, v = k.repeat_interleave(H // G, dim=1), v.repeat_interleave(H // G, dim=1)  # (B, H, S, D/H)
         if mask is not None and isinstance(mask, torch.Tensor) and mask.dim() == 3:
             mask = mask.unsqueeze(1)  # (B, L, S) -> (B, 1, L, S): one mask for all heads
         out, weights = scaled_dot_product_attention(q, k, v, mask)  # (B, H, L, D/H), (B, H, L, S)
