@@ -42,6 +42,8 @@ from .masks import causal_mask, padding_mask, sliding_window_mask
 from .multihead import MultiHeadAttention, merge_heads, split_heads
 from .positional import (
     LearnedPositionalEmbedding,
+    alibi_bias,
+    alibi_slopes,
     SinusoidalPositionalEncoding,
     rotary_embedding,
     sinusoidal_encoding,
@@ -88,6 +90,8 @@ __all__ = [
     "SinusoidalPositionalEncoding",
     "LearnedPositionalEmbedding",
     "rotary_embedding",
+    "alibi_slopes",
+    "alibi_bias",
     "seed_everything",
 ]
 

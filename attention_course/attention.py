@@ -96,6 +96,7 @@ def scaled_dot_product_attention(
     mask: torch.Tensor | None = None,
     *,
     scale: float | None = None,
+    bias: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     r"""Scaled dot-product attention, returning the output and the weights.
 
@@ -106,6 +107,11 @@ def scaled_dot_product_attention(
         mask bool, (L, S) or with as many dims as (..., L, S), each dim 1 or
         equal, ``True`` = may attend;
         output (..., L, Ev), weights (..., L, S).
+
+    ``bias``, if given, is a float tensor added to the scaled scores before the
+    softmax (an additive position bias such as ALiBi's, :func:`~attention_course.positional.alibi_bias`),
+    of shape (L, S) or with as many dims as (..., L, S), each dim 1 or equal;
+    finite or -inf. PyTorch passes such a bias as a float ``attn_mask``.
 
     A query whose keys are all masked gets zero weights and a zero output.
     Matches ``torch.nn.functional.scaled_dot_product_attention`` (boolean
@@ -123,8 +129,23 @@ def scaled_dot_product_attention(
     check_qkv(query, key, value)
     check_same_features(query, key)
     scores = scaled_dot_scores(query, key, scale)  # (..., L, S)
+    if bias is not None:
+        _check_bias(bias, scores.shape)
+        scores = scores + bias  # (..., L, S), broadcast
     weights = masked_softmax(scores, mask)  # (..., L, S)
     return weights @ value, weights  # (..., L, Ev), (..., L, S)
+
+
+def _check_bias(bias: object, scores_shape: torch.Size) -> None:
+    if not isinstance(bias, torch.Tensor) or not bias.is_floating_point():
+        raise ValueError(f"bias must be a float tensor broadcastable to the scores {tuple(scores_shape)}, got "
+                         f"{shape_str(bias) if isinstance(bias, torch.Tensor) else type(bias).__name__}")
+    n = len(scores_shape)
+    if bias.dim() not in (2, n) or any(b not in (1, s) for b, s in zip(bias.shape[::-1], scores_shape[::-1])):
+        raise ValueError(f"bias {shape_str(bias)} must be (L, S) or have {n} dims, each 1 or equal to "
+                         f"the scores' {tuple(scores_shape)}")
+    if torch.isnan(bias).any() or (bias == float("inf")).any():
+        raise ValueError(f"bias {shape_str(bias)} contains NaN or +inf")
 
 
 def hard_attention(

@@ -27,7 +27,7 @@ from torch import nn
 
 from ._validate import require_float, shape_str
 from .attention import scaled_dot_product_attention
-from .positional import rotary_embedding
+from .positional import alibi_bias, rotary_embedding
 
 __all__ = ["split_heads", "merge_heads", "MultiHeadAttention"]
 
@@ -73,6 +73,9 @@ class MultiHeadAttention(nn.Module):
             (:func:`~attention_course.positional.rotary_embedding`, positions
             ``0..L-1`` and ``0..S-1``) before the dot product, so that the
             scores see relative offsets; values are not rotated (chapter 7).
+        alibi: add ALiBi's bias :math:`-m_h |p - p'|` to head h's scores
+            (:func:`~attention_course.positional.alibi_bias`, positions as for
+            ``rotary``); nothing is added to the tokens (chapter 7).
 
     ``forward(query (B, L, D), key (B, S, D), value (B, S, D), mask=None)``
     returns output (B, L, D) and the per-head weights (B, H, L, S).
@@ -85,7 +88,7 @@ class MultiHeadAttention(nn.Module):
     """
 
     def __init__(self, d_model: int, num_heads: int, *, bias: bool = True, rotary: bool = False,
-                 num_kv_heads: int | None = None) -> None:
+                 num_kv_heads: int | None = None, alibi: bool = False) -> None:
         super().__init__()
         if num_kv_heads is None:
             num_kv_heads = num_heads
@@ -100,6 +103,7 @@ class MultiHeadAttention(nn.Module):
         if rotary and (d_model // num_heads) % 2:
             raise ValueError(f"rotary needs an even head size, got d_model/num_heads = {d_model}/{num_heads}")
         self.d_model, self.num_heads, self.num_kv_heads, self.rotary = d_model, num_heads, num_kv_heads, rotary
+        self.alibi = alibi
         kv_width = num_kv_heads * (d_model // num_heads)  # G·E
         self.q_proj = nn.Linear(d_model, d_model, bias=bias)
         self.k_proj = nn.Linear(d_model, kv_width, bias=bias)
@@ -139,7 +143,8 @@ class MultiHeadAttention(nn.Module):
             k, v = k.repeat_interleave(H // G, dim=1), v.repeat_interleave(H // G, dim=1)  # (B, H, S, D/H)
         if mask is not None and isinstance(mask, torch.Tensor) and mask.dim() == 3:
             mask = mask.unsqueeze(1)  # (B, L, S) -> (B, 1, L, S): one mask for all heads
-        out, weights = scaled_dot_product_attention(q, k, v, mask)  # (B, H, L, D/H), (B, H, L, S)
+        position_bias = alibi_bias(H, q.shape[-2], k.shape[-2])[None].to(q.dtype) if self.alibi else None  # (1, H, L, S)
+        out, weights = scaled_dot_product_attention(q, k, v, mask, bias=position_bias)  # (B, H, L, D/H), (B, H, L, S)
         return self.out_proj(merge_heads(out)), weights  # (B, L, D), (B, H, L, S)
 
     @classmethod

@@ -14,6 +14,9 @@ tokens and the outputs shuffle the same way. These inject order.
   :math:`p\,\omega_i`, so that :math:`\langle R_p q, R_{p'} k\rangle` depends only
   on :math:`p - p'` (:func:`rotary_embedding`). Here i numbers the pairs of
   features, i = 0..D/2 - 1 (or E/2 - 1).
+- ALiBi (Press et al. 2022): nothing added to the tokens; head h adds
+  :math:`-m_h\,|p - p'|` to the score of query position p and key position p'
+  (:func:`alibi_slopes`, :func:`alibi_bias`).
 
 All batch-first. Taught in chapter 7.
 """
@@ -31,6 +34,8 @@ __all__ = [
     "SinusoidalPositionalEncoding",
     "LearnedPositionalEmbedding",
     "rotary_embedding",
+    "alibi_slopes",
+    "alibi_bias",
 ]
 
 
@@ -159,3 +164,38 @@ def rotary_embedding(x: torch.Tensor, positions: torch.Tensor | None = None, bas
     out[..., 0::2] = x_even * cos - x_odd * sin
     out[..., 1::2] = x_even * sin + x_odd * cos
     return out
+
+
+def alibi_slopes(num_heads: int) -> torch.Tensor:
+    r"""ALiBi's head slopes :math:`m_1 > \dots > m_H` (Press et al. 2022): (H,) float32.
+
+    For H a power of two, the geometric sequence :math:`m_h = 2^{-8h/H}`, h = 1..H
+    (8 heads: 1/2, 1/4, ..., 1/256). Otherwise the slopes of the largest power of two
+    n < H, followed by every other slope of 2n heads, :math:`2^{-4(2h - 1)/n}`,
+    until there are H (the rule of the authors' code).
+    """
+    if isinstance(num_heads, bool) or not isinstance(num_heads, int) or num_heads < 1:
+        raise ValueError(f"num_heads must be a positive int, got {num_heads!r}")
+
+    def power_of_two(n: int) -> list[float]:
+        return [2.0 ** (-8.0 * h / n) for h in range(1, n + 1)]
+
+    n = 1 << (num_heads.bit_length() - 1)  # the largest power of two <= H
+    slopes = power_of_two(n) + power_of_two(2 * n)[0::2][: num_heads - n]
+    return torch.tensor(slopes, dtype=torch.float32)
+
+
+def alibi_bias(num_heads: int, query_len: int, key_len: int) -> torch.Tensor:
+    r"""ALiBi's additive score bias :math:`-m_h\,|p - p'|`: (H, L, S) float32.
+
+    Query positions p = 0..L-1, key positions p' = 0..S-1 (as :func:`rotary_embedding`
+    numbers them). Under a causal mask only :math:`p' \le p` counts, where the bias is
+    :math:`-m_h (p - p')`, the paper's; the absolute value extends it to keys after
+    the query. Add it to the scaled scores of head h, e.g. as ``bias`` of
+    :func:`~attention_course.attention.scaled_dot_product_attention`.
+    """
+    for name, n in (("query_len", query_len), ("key_len", key_len)):
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"{name} must be a positive int, got {n!r}")
+    offset = (torch.arange(query_len)[:, None] - torch.arange(key_len)[None, :]).abs()  # (L, S)
+    return -alibi_slopes(num_heads)[:, None, None] * offset  # (H, L, S)
