@@ -32,6 +32,8 @@ from ._core import (
     _reject_known,
     _call_with_hint,
     _as_bool,
+    _check_choice,
+    _number,
 )
 
 __all__ = [
@@ -40,6 +42,8 @@ __all__ = [
     "check_padding_mask",
     "check_decoder_mask",
     "check_is_permutation_equivariant",
+    "check_shared_projection_question",
+    "check_padding_leak",
 ]
 
 
@@ -66,8 +70,10 @@ def check_self_attention(self_attention: Callable) -> None:
         torch.nn.MultiheadAttention,
     )
     with _attempt("self_attention"):
-        # E = T first, where a missing transpose of K still runs; then T, D, E and Ev all different
-        for seed, (B, T, D, E, Ev) in ((61, (3, 4, 6, 4, 2)), (62, (2, 5, 8, 3, 4))):
+        # E = T first, where a missing transpose of K still runs; then T, D, E and Ev all different, twice, so that
+        # a scale hard-coded for one head size shows
+        seen_E = []
+        for seed, (B, T, D, E, Ev) in ((61, (3, 4, 6, 4, 2)), (62, (2, 5, 8, 3, 6)), (60, (2, 3, 7, 6, 5))):
             X, W_q, W_k, W_v = _self_attention_inputs(seed, B, T, D, E, Ev)
             label = f"self_attention for B={B}, T={T}, D={D}, E={E}, Ev={Ev}"
             result = _call_with_hint(
@@ -103,10 +109,24 @@ def check_self_attention(self_attention: Callable) -> None:
                 f"of the queries and keys whose dot products these are (Q.shape[-1], or W_q.shape[1])":
                     torch.softmax(dots / D**0.5, dim=-1),
                 f"you divided by E = {E} instead of sqrt(E) = {E**0.5:.3g}": torch.softmax(dots / E, dim=-1),
+                f"you divided by sqrt(Ev) = sqrt({Ev}), the width of the values: the scale is sqrt(E) = sqrt({E}), "
+                f"the size of the queries and keys (Q.shape[-1])": torch.softmax(dots / Ev**0.5, dim=-1),
+                "you divided the weights by sqrt(E) after the softmax: the scale goes on the scores, inside "
+                "the softmax, softmax(Q Kᵀ / sqrt(E)), so that each row still sums to 1":
+                    torch.softmax(dots, dim=-1) / E**0.5,
+                "you computed K Qᵀ, not Q Kᵀ: row t must be query t's scores against every key, Q @ "
+                "K.transpose(-2, -1); K Qᵀ is its transpose": torch.softmax(dots.transpose(-2, -1) / E**0.5, dim=-1),
+                "the keys come from W_q: K = X @ W_k. With K = Q every score matrix is symmetric":
+                    torch.softmax(Q @ Q.transpose(-2, -1) / E**0.5, dim=-1),
                 "each column sums to 1, but each row (one query) should: you took the softmax over the query "
                 "axis. dim=1 is the key axis of one (T, T) matrix but the query axis of a batch (B, T, T): "
                 "use dim=-1, the keys, whatever the batch dims": torch.softmax(dots / E**0.5, dim=1),
             }
+            for E_seen in seen_E:
+                if E_seen != E:
+                    wrong[f"the scale is hard-coded, sqrt({E_seen}): it is sqrt(E) = sqrt({E}) here; compute it "
+                          f"from the shapes, Q.shape[-1] ** 0.5"] = torch.softmax(dots / E_seen**0.5, dim=-1)
+            seen_E.append(E)
             if E == T:
                 wrong["you multiplied Q by K, not by K transposed: Q @ K only runs because E = T here. Each "
                       "score is the dot product of a query row with a key row: Q @ K.transpose(-2, -1)"] = (
@@ -118,6 +138,8 @@ def check_self_attention(self_attention: Callable) -> None:
                 "you used K as the values: the output is weights @ V with V = X @ W_v. The keys decide *where* "
                 "each query reads, the values *what* it reads": expected_w @ K,
                 "you used X itself as the values: project it first, V = X @ W_v": expected_w @ X,
+                "you multiplied the values by the transposed weights, weightsᵀ @ V: row t of the output is query "
+                "t's weighted sum of the values, weights @ V": expected_w.transpose(-2, -1) @ V,
             }
             for hint, value in wrong_out.items():
                 if out.shape == tuple(value.shape) and np.allclose(out, value.numpy(), atol=1e-5):
@@ -206,7 +228,9 @@ def check_padding_mask(padding_mask: Callable) -> None:
         _lib.masks.padding_mask,
     )
     with _attempt("padding_mask"):
-        for values, S in (([4, 1, 6, 0], 6), ([2, 3, 1], 3)):  # B != S, then B = S where a transpose still runs
+        # B != S, then B = S where a transpose still runs, then a batch whose longest sequence is shorter than S
+        # (cut from a bigger batch): a mask sized from lengths.max() shows
+        for values, S in (([4, 1, 6, 0], 6), ([2, 3, 1], 3), ([2, 4, 1], 7)):
             lengths = torch.tensor(values)  # (B,)
             B = len(values)
             label = f"padding_mask(lengths={values}, S={S})"
@@ -215,6 +239,13 @@ def check_padding_mask(padding_mask: Callable) -> None:
                 "Build it from a comparison, which gives bool: torch.arange(S)[None, :] < lengths[:, None]",
             )
             expected = masks.padding_mask(lengths, S)  # (B, S)
+            longest = int(lengths.max())
+            if longest < S and tuple(got.shape) == (B, longest):
+                raise AssertionError(
+                    f"{label} has shape {tuple(got.shape)}: you sized it from lengths.max() = {longest}, but the "
+                    f"batch is padded to S = {S} (it may have been cut from a bigger batch). Use the S you are "
+                    f"given: torch.arange(S)[None, :] < lengths[:, None], (B, S) = {(B, S)}"
+                )
             if B != S and tuple(got.shape) == (S, B):
                 raise AssertionError(
                     f"{label} has shape (S, B) = {(S, B)}, the transpose: the mask has one row per sequence, "
@@ -245,7 +276,8 @@ def check_decoder_mask(decoder_mask: Callable) -> None:
     when j <= i (causal) and j < lengths[n] (a real key)."""
     with _attempt("decoder_mask"):
         # B = T first: a (B, T) padding mask then broadcasts against the (T, T) causal mask without an error
-        for seed, values, T in ((63, [5, 3, 1, 4, 2], 5), (64, [4, 2, 6], 6)):
+        # then B != T, then a batch whose longest sequence does not fill T
+        for seed, values, T in ((63, [5, 3, 1, 4, 2], 5), (64, [4, 2, 6], 6), (68, [3, 1], 5)):
             lengths = torch.tensor(values)  # (B,)
             B = len(values)
             label = f"decoder_mask(lengths={values}, T={T})"
@@ -273,6 +305,12 @@ def check_decoder_mask(decoder_mask: Callable) -> None:
                         f"with the padding of the keys, pad[:, None, :] (B, 1, T), for one (T, T) mask per "
                         f"sequence, (B, T, T)"
                     )
+            longest = int(lengths.max())
+            if longest < T and tuple(got.shape) == (B, longest, longest):
+                raise AssertionError(
+                    f"{label} has shape {tuple(got.shape)}: you sized it from lengths.max() = {longest}, but the "
+                    f"batch is padded to T = {T}. Use the T you are given: (B, T, T) = {(B, T, T)}"
+                )
             if tuple(got.shape) == (B, T) and torch.equal(got, pad):
                 raise AssertionError(
                     f"{label} is the padding mask alone, (B, T): the future is not hidden. Combine it with the "
@@ -405,3 +443,131 @@ def check_is_permutation_equivariant(is_permutation_equivariant: Callable) -> No
                     f"but fn(X[:, perm]) and fn(X)[:, perm] {how} (largest difference {gap:.2g})"
                 )
     _say("is_permutation_equivariant: correct: fn(X[:, perm]) against fn(X)[:, perm], up to rounding.")
+
+
+# ---------------------------------------------------------------- what W_q = W_k does; what a missing mask costs
+
+
+@_reports_not_attempted
+def check_shared_projection_question(answer: Callable) -> None:
+    """Question: what changes when the queries and the keys share one projection, W_q = W_k?"""
+    _check_choice(
+        "question (W_q = W_k)", answer, "b",
+        "With K = Q the scores Q Qᵀ / √E are a symmetric matrix (and each token's score with itself, |q_t|² / √E, is "
+        "never negative): token a can only score b as high as b scores a. A relation that runs one way (a verb "
+        "looking for its subject, a token reading the one before it) needs separate W_q and W_k. The weights "
+        "are not symmetric, though: each row is normalised by its own sum.",
+        {
+            "a": "the *scores* are symmetric, Q Qᵀ = (Q Qᵀ)ᵀ, but the weights are not: the softmax normalises each "
+                 "row by its own sum, so A[a, b] = exp(s_ab) / Σ_j exp(s_aj) and A[b, a] = exp(s_ab) / Σ_j exp(s_bj) "
+                 "differ whenever the two rows' sums do. Print softmax(X W Wᵀ Xᵀ / √E) and look",
+            "c": "nothing in Q Qᵀ hides the future: a mask does that. Every token still reads every other one",
+            "d": "the values have their own projection W_v, untouched, and the weights still vary with the "
+                 "content: the output is not uniform. What changes is the score matrix: try it",
+        },
+    )
+
+
+def _padding_leak_reference(X, W_q, W_k, W_v, lengths) -> dict[str, float]:
+    """(leak, drift) and what the usual wrong measurements give, for ``check_padding_leak``."""
+    B, T, _ = X.shape
+    real = masks.padding_mask(lengths, T)  # (B, T)
+    out, w = scaled_dot_product_attention(X @ W_q, X @ W_k, X @ W_v)  # (B, T, Ev), (B, T, T): no mask
+    on_pad = (w * (~real)[:, None, :]).sum(dim=-1)  # (B, T): each query's weight on padding keys
+    alone_diff = torch.zeros(B, T)
+    every_entry = []
+    for n in range(B):
+        Ln = int(lengths[n])
+        x = X[n, :Ln]  # (Ln, D), sequence n without its padding
+        o, _ = scaled_dot_product_attention(x @ W_q, x @ W_k, x @ W_v)  # (Ln, Ev)
+        alone_diff[n, :Ln] = (out[n, :Ln] - o).abs().max(dim=-1).values
+        every_entry.append((out[n, :Ln] - o).abs().reshape(-1))
+    pad_queries = (w * real[:, :, None]).sum(dim=1)  # (B, T): attention each key receives from the real queries
+    return {
+        "leak": float(on_pad[real].mean()),
+        "drift": float(alone_diff[real].max()),
+        "leak over every query": float(on_pad.mean()),
+        "leak summed": float(on_pad[real].sum()),
+        "leak per sequence": float(torch.stack([on_pad[n, : int(lengths[n])].mean() for n in range(B)]).mean()),
+        "leak on padding queries": float((w * (~real)[:, :, None]).sum(dim=-1)[real].mean()),
+        "drift mean": float(torch.cat(every_entry).mean()),
+        "weight on real keys": float((1 - on_pad[real]).mean()),
+        "pad_queries": float(pad_queries.mean()),
+    }
+
+
+@_reports_not_attempted
+def check_padding_leak(padding_leak: Callable) -> None:
+    """Experiment: ``padding_leak(X (B, T, D), W_q, W_k, W_v, lengths (B,)) -> (leak, drift)``: self-attention on
+    the padded batch *without* a mask; leak = the mean, over every real query of the batch, of the total weight
+    it puts on padding keys; drift = the largest absolute difference between a real token's output there and its
+    output when its sequence (X[n, :lengths[n]]) is run alone."""
+    name = "padding_leak"
+    with _attempt(name):
+        # the longest sequence is shorter than T (a batch cut from a bigger one), and the padding is not zeros
+        for seed, values, (T, D, E) in ((66, [3, 1, 4], (6, 5, 4)), (67, [5, 2, 5, 3], (5, 6, 3))):
+            gen = torch.Generator().manual_seed(seed)
+            B = len(values)
+            X = torch.randn(B, T, D, generator=gen)  # (B, T, D): the pad token has an embedding, as in a model
+            W_q, W_k, W_v = (torch.randn(D, E, generator=gen) / D**0.5 for _ in range(3))
+            lengths = torch.tensor(values)
+            label = f"{name}(X, W_q, W_k, W_v, lengths={values}) with T={T}"
+            result = _call_with_hint(
+                label, padding_leak, (("X", X), ("W_q", W_q), ("W_k", W_k), ("W_v", W_v), ("lengths", lengths)),
+                "X is (B, T, D) with T the padded length, which can be more than lengths.max(): build the real-"
+                "token mask with S = X.shape[1], torch.arange(T)[None, :] < lengths[:, None] (B, T)",
+            )
+            if not isinstance(result, (tuple, list)) or len(result) != 2:
+                raise AssertionError(f"{label} must return the pair (leak, drift)")
+            leak, drift = (_number(f"{what}, {label}", r) for what, r in zip(("leak", "drift"), result))
+            ref = _padding_leak_reference(X, W_q, W_k, W_v, lengths)
+            hints = {
+                "leak over every query": "you averaged over every query, the padding queries too: only the real "
+                                         "queries (positions j < lengths[n]) matter, their outputs are the ones "
+                                         "the model uses",
+                "leak summed": "you summed the real queries' weight on padding: take the mean over them",
+                "leak per sequence": "you averaged within each sequence, then over the sequences: take one mean "
+                                     "over all the real queries of the batch (weights[real].mean(), with real the "
+                                     "(B, T) padding mask), so that a long sequence counts with all its queries",
+                "leak on padding queries": "you summed the weights over the queries (the rows) that are padding: "
+                                           "the leak is what the real queries put on the padding *keys*, the "
+                                           "columns j >= lengths[n], summed over the last axis",
+                "weight on real keys": "that is the weight on the real keys, 1 - leak",
+                "pad_queries": "you summed over the query axis: for each real query, sum its weights over the "
+                               "padding keys, (weights * ~real[:, None, :]).sum(-1), then average over the real "
+                               "queries",
+            }
+            if leak == 0.0 and ref["leak"] > 0:
+                raise AssertionError(
+                    f"leak, {label} is 0: either you measured with the padding mask (the experiment removes it: "
+                    f"plain softmax(Q Kᵀ / √E) over all T keys), or you summed the wrong entries: the leak is what "
+                    f"each real query puts on the padding keys, the columns j >= lengths[n]"
+                )
+            if abs(leak - ref["leak"]) > 1e-4:
+                for key, hint in hints.items():
+                    if abs(ref[key] - ref["leak"]) > 1e-3 and abs(leak - ref[key]) < 1e-4:
+                        raise AssertionError(f"leak, {label} is {leak:.4g} but should be {ref['leak']:.4g}: {hint}")
+                raise AssertionError(
+                    f"leak, {label} is {leak:.4g} but should be {ref['leak']:.4g}: weights = softmax(Q Kᵀ / √E) "
+                    f"without a mask, (B, T, T); sum each real query's weights over the padding keys j >= "
+                    f"lengths[n]; average over the real queries"
+                )
+            if drift == 0.0:
+                raise AssertionError(
+                    f"drift, {label} is 0: did the batch run with the padding mask? Without it the real tokens "
+                    f"read the padding, and their outputs move away from those of the sequence run alone"
+                )
+            if abs(drift - ref["drift"]) > 1e-4:
+                if abs(drift - ref["drift mean"]) < 1e-4:
+                    raise AssertionError(
+                        f"drift, {label} is {drift:.4g}, a mean: return the largest absolute difference, "
+                        f"{ref['drift']:.4g}"
+                    )
+                raise AssertionError(
+                    f"drift, {label} is {drift:.4g} but should be {ref['drift']:.4g}: for each sequence n run "
+                    f"self-attention on X[n, :lengths[n]] alone, compare its outputs with the batch's outputs at "
+                    f"the real positions, and take the largest absolute difference over every real token and "
+                    f"feature (the padding positions have no output alone: leave them out)"
+                )
+    _say(f"padding_leak: correct: without a mask the real queries put {ref['leak']:.0%} of their weight on padding "
+         f"here, and their outputs move by up to {ref['drift']:.2g}.")

@@ -30,6 +30,7 @@ from ._core import (
     _numbered,
     _reject_shape,
     _compare_numbered,
+    _check_number,
 )
 
 __all__ = [
@@ -37,6 +38,8 @@ __all__ = [
     "check_merge_heads",
     "check_multihead_self_attention",
     "check_mha_parameter_count",
+    "check_score_cost_question",
+    "check_head_ablation",
 ]
 
 
@@ -50,7 +53,8 @@ def check_split_heads(split_heads: Callable) -> None:
     )
     with _attempt("split_heads"):
         # T = H first, where a missing transpose keeps the shape; then B = H = D/H; then B, T, H, D/H all different
-        for B, T, D, H in ((2, 3, 12, 3), (4, 2, 16, 4), (2, 5, 12, 3)):
+        # then a head size of 6 where the others have D/H = 4: a head size hard-coded for them shows
+        for B, T, D, H in ((2, 3, 12, 3), (4, 2, 16, 4), (2, 5, 12, 3), (3, 4, 12, 2)):
             Dh = D // H
             x = _numbered(B, T, D)  # (B, T, D): the value of each entry is its flat index
             label = f"split_heads(x, num_heads={H}) for x of shape (B, T, D) = {(B, T, D)}"
@@ -62,6 +66,13 @@ def check_split_heads(split_heads: Callable) -> None:
             )
             got = _as_array(label, result)
             expected = multihead.split_heads(x, H)  # (B, H, T, D/H)
+            if got.ndim == 4 and got.shape[0] == B and got.shape[2] == T and got.shape[1] * got.shape[3] == D and (
+                    got.shape[1] not in (H, Dh)):
+                raise AssertionError(
+                    f"{label} has shape {got.shape} but should have shape {(B, H, T, Dh)}: you made {got.shape[1]} "
+                    f"heads of {got.shape[3]} features, but num_heads = {H}: take the head size from the arguments, "
+                    f"D // num_heads = {Dh}, not a fixed number"
+                )
             _reject_shape(label, got, (B, H, T, Dh), [
                 ((B, T, H, Dh), "the features are split into H heads, but the head axis is still behind the time "
                                 "axis: move it in front with .transpose(1, 2), (B, T, H, D/H) -> (B, H, T, D/H)"),
@@ -181,7 +192,8 @@ def check_multihead_self_attention(multihead_self_attention: Callable) -> None:
     )
     with _attempt("multihead_self_attention"):
         # first D/H = T and H·T = D, where a missing transpose of K and concatenated weights still run
-        for seed, (B, T, D, H) in ((73, (2, 4, 8, 2)), (78, (3, 5, 12, 3))):
+        # then a head size of 5 where both earlier cases have D/H = 4: a scale hard-coded as 2 shows
+        for seed, (B, T, D, H) in ((73, (2, 4, 8, 2)), (78, (3, 5, 12, 3)), (81, (2, 3, 10, 2))):
             Dh = D // H
             X, W_q, W_k, W_v, W_o = _mha_inputs(seed, B, T, D)
             label = f"multihead_self_attention for B={B}, T={T}, D={D}, H={H}"
@@ -230,6 +242,13 @@ def check_multihead_self_attention(multihead_self_attention: Callable) -> None:
                 "(h+1)·D/H - 1: view(B, T, H, D // H).transpose(1, 2)":
                     _mha_heads(X, W_q, W_k, W_v, H, split=lambda t: t.view(B, T, Dh, H).permute(0, 3, 1, 2))[1],
             }
+            wrong_w["the query and key projections are used transposed: the weights act as X @ W (an nn.Linear "
+                    "stores the transpose, x @ weight.T), so Q = X @ W_q and K = X @ W_k"] = _mha_heads(
+                X, W_q.T, W_k.T, W_v, H)[1]
+            wrong_w[f"the scale is hard-coded: each head's scores are divided by sqrt(D/H) = sqrt({Dh}) here; "
+                    f"compute it from the shapes, Q.shape[-1] ** 0.5 after the split"] = _mha_heads(
+                X, W_q, W_k, W_v, H, scale=2.0)[1] if Dh != 4 else None
+            wrong_w = {hint: value for hint, value in wrong_w.items() if value is not None}
             if Dh == T:
                 wrong_w[f"you multiplied Q by K, not by K transposed: Q @ K only runs because D/H = T = {T} here. "
                         f"Q @ K.transpose(-2, -1)"] = _mha_heads(X, W_q, W_k, W_v, H, transpose=False)[1]
@@ -291,6 +310,11 @@ def check_mha_parameter_count(mha_parameter_count: Callable) -> None:
                 "you left out the biases: each of the four projections has D of them, 4·D": 4 * D * D,
                 "bias=False: the projections have no biases, only the 4·D² weights": 4 * D * D + 4 * D,
                 "W_o has a bias too: 4·D biases in all": 4 * D * D + 3 * D,
+                "you gave every head its own D biases per projection: the biases are one D-vector per "
+                "projection (each head gets D/H of the query, key and value biases), 4·D in all":
+                    4 * D * D + 3 * D * H * b + D * b,
+                "you gave every head its own D biases in all four projections: one D-vector per projection, "
+                "4·D in all": 4 * D * D + 4 * D * H * b,
                 "you gave each head (D/H)×(D/H) projections: head h's W_q^(h) maps all D input features to its "
                 "D/H features, so it is D×(D/H), and the H heads together are D×D": (
                     4 * H * (D // H) ** 2 + 4 * D * b),
@@ -304,3 +328,105 @@ def check_mha_parameter_count(mha_parameter_count: Callable) -> None:
                     f"{'plus D biases each' if bias else 'without biases'}"
                 )
     _say("mha_parameter_count: correct: 4·D² + 4·D (4·D² without biases), the same for any number of heads.")
+
+
+# ---------------------------------------------------------------- the cost of the scores; ablating a head
+
+
+@_reports_not_attempted
+def check_score_cost_question(answer: Callable) -> None:
+    """Question: how many multiplications do the H heads' score matrices Q_h K_hᵀ cost, for T = 1000 tokens,
+    D = 512 and H = 8?"""
+    T, D, H = 1000, 512, 8
+    _check_number(
+        "question (the cost of the scores)", answer, T * T * D,
+        f"Each head computes T×T dot products of D/H features, T²·D/H multiplications, and the H heads together "
+        f"T²·D = {T * T * D:,}: the same as one head of full width. Splitting into heads costs nothing extra; "
+        f"what grows is the memory for H (T, T) weight matrices instead of one.",
+        rtol=0.001,
+        wrong={
+            "H heads of full width D": (H * T * T * D, "a head's queries and keys have D/H features, not D: "
+                                                        "each of its T² dot products costs D/H multiplications"),
+            "one head's share": (T * T * D / H, "that is one head; the H heads each pay T²·D/H"),
+            "the projections": (T * D * D, "T·D² is the cost of one projection X W_q (T tokens times a D×D "
+                                            "matrix), not of the scores Q_h K_hᵀ"),
+            "counting H·T² instead of T²·D": (H * T * T, "you counted the dot products, H·T², but each one is "
+                                                         "D/H multiplications"),
+            "T·D per head": (T * D, "a head's score matrix has T² entries, one per query-key pair, not T"),
+        },
+    )
+
+
+def _ablation_reference(X, W_q, W_k, W_v, W_o, H: int) -> dict[str, torch.Tensor]:
+    """The effect of zeroing each head, and what the usual wrong experiments measure, for ``check_head_ablation``."""
+    B, T, D = X.shape
+    Dh = D // H
+    heads, _ = _mha_heads(X, W_q, W_k, W_v, H)  # (B, H, T, D/H)
+    out = multihead.merge_heads(heads) @ W_o  # (B, T, D)
+    norm = out.norm()
+    rel, after_wo, abs_change, by_ablated, uniform, mean_abs = [], [], [], [], [], []
+    for h in range(H):
+        keep = torch.ones(H, 1, 1)
+        keep[h] = 0.0
+        ablated = multihead.merge_heads(heads * keep) @ W_o  # (B, T, D): head h's output zeroed before W_o
+        rel.append((out - ablated).norm() / norm)
+        abs_change.append((out - ablated).norm())
+        by_ablated.append((out - ablated).norm() / ablated.norm())
+        mean_abs.append((out - ablated).abs().mean())
+        cut = out.clone()
+        cut[..., h * Dh:(h + 1) * Dh] = 0.0  # zeroes output features, after W_o
+        after_wo.append((out - cut).norm() / norm)
+        Wq0 = W_q.clone()
+        Wq0[:, h * Dh:(h + 1) * Dh] = 0.0  # head h's queries zeroed: uniform attention, not silence
+        uniform.append((out - multihead.merge_heads(_mha_heads(X, Wq0, W_k, W_v, H)[0]) @ W_o).norm() / norm)
+    return {name: torch.stack(v) for name, v in (("rel", rel), ("after W_o", after_wo), ("absolute", abs_change),
+                                                  ("by ablated", by_ablated), ("uniform", uniform),
+                                                  ("mean abs", mean_abs))}
+
+
+@_reports_not_attempted
+def check_head_ablation(head_ablation: Callable) -> None:
+    """Experiment: ``head_ablation(X (B, T, D), W_q, W_k, W_v, W_o (D, D), num_heads) -> (H,)``: for each head h,
+    zero head h's output (its D/H features of the merged heads, before W_o) and return the relative change of the
+    output, ||out - out_without_h|| / ||out|| (norms over the whole batch)."""
+    name = "head_ablation"
+    with _attempt(name):
+        for seed, (B, T, D, H, loud) in ((79, (2, 5, 12, 3, 1)), (80, (3, 4, 16, 4, 2))):
+            X, W_q, W_k, W_v, W_o = _mha_inputs(seed, B, T, D)
+            Dh = D // H
+            W_o = W_o.clone()
+            W_o[loud * Dh:(loud + 1) * Dh] *= 3.0  # one head's rows of W_o louder: it should matter most
+            label = f"{name}(X, W_q, W_k, W_v, W_o, num_heads={H}) for B={B}, T={T}, D={D}"
+            result = _call_with_hint(
+                label, head_ablation,
+                (("X", X), ("W_q", W_q), ("W_k", W_k), ("W_v", W_v), ("W_o", W_o), ("num_heads", H)),
+                "Split Q, K, V into heads, (B, H, T, D/H), attend, and zero head h's output, heads[:, h] = 0 on a "
+                "copy (or multiply by a (1, H, 1, 1) mask), before merge_heads and W_o",
+            )
+            got = _as_array(label, result)
+            ref = _ablation_reference(X, W_q, W_k, W_v, W_o, H)
+            if got.shape != (H,):
+                raise AssertionError(f"{label} has shape {got.shape} but should have shape (H,) = ({H},): one "
+                                     f"relative change per head")
+            hints = {
+                "after W_o": "you zeroed features h·D/H .. (h+1)·D/H - 1 of the *output*, after W_o: W_o mixes "
+                             "every head into every output feature, so that removes a slice of the output, not "
+                             "a head. Zero head h's output before the projection, then multiply by W_o",
+                "absolute": "that is the absolute change ||out - out_without_h||: divide by ||out||, so that the "
+                            "number does not depend on the scale of the inputs",
+                "by ablated": "you divided by the norm of the ablated output: divide by ||out||, the unablated one",
+                "uniform": "you zeroed head h's queries: its scores become 0 and its weights uniform, so the head "
+                           "still outputs the mean of its values. Ablation silences the head: zero its output, "
+                           "A_h V_h, itself",
+                "mean abs": "you averaged the absolute differences: return the norm of the difference over the "
+                            "norm of the output, ||out - out_without_h|| / ||out||",
+            }
+            for key, hint in hints.items():
+                value = ref[key].detach().numpy()
+                if np.allclose(got, value, atol=1e-5) and not np.allclose(value, ref["rel"].numpy(), atol=1e-5):
+                    raise AssertionError(f"{label}: {hint}")
+            _compare(label, got, ref["rel"].detach().numpy(), atol=1e-5,
+                     legend=" (H,): entry h is ||out - out_without_head_h|| / ||out||")
+    _say(f"head_ablation: correct: removing the louder head {loud} changes the output by "
+         f"{float(ref['rel'][loud]):.0%}, each other head by at most {float(ref['rel'].sort().values[-2]):.0%}. "
+         f"Its change is the head's whole contribution, merge(head h alone) @ W_o: W_o is linear.")

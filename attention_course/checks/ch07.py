@@ -26,6 +26,8 @@ from ._core import (
     _reject_known,
     _call_with_hint,
     _as_bool,
+    _check_choice,
+    _number,
 )
 
 __all__ = [
@@ -33,6 +35,8 @@ __all__ = [
     "check_rotate_pairs",
     "check_adds_distinct_positions",
     "check_shift_matrix",
+    "check_pe_dot_question",
+    "check_alibi_recent_mass",
 ]
 
 
@@ -288,6 +292,15 @@ def _pair_blocks(D: int, angles: torch.Tensor, *, halves: bool = False, sign: fl
     return m
 
 
+def _sin_on_diagonal(D: int, angles: torch.Tensor) -> torch.Tensor:
+    """(D, D) with a 2×2 block [[sin, cos], [-cos, sin]] per pair (2i, 2i+1): cos and sin swapped."""
+    m = torch.zeros(D, D, dtype=torch.float64)
+    a = torch.arange(0, D, 2)
+    c, s = angles.cos(), angles.sin()
+    m[a, a], m[a, a + 1], m[a + 1, a], m[a + 1, a + 1] = s, c, -c, s
+    return m
+
+
 @_reports_not_attempted
 def check_shift_matrix(shift_matrix: Callable) -> None:
     """Exercise: ``shift_matrix(k, d_model) -> (D, D)``, the matrix M_k with PE(p + k) = M_k PE(p) for every
@@ -308,7 +321,12 @@ def check_shift_matrix(shift_matrix: Callable) -> None:
             expected = positional.sinusoidal_shift_matrix(k, D)  # (D, D), float64
             i = torch.arange(D // 2, dtype=torch.float64)
             omega = 10000.0 ** (-2 * i / D)  # (D/2,)
-            wrong = {
+            wrong = {}
+            if k < 0:  # first: M_|k| is also M_k transposed, and |k| is the likelier mistake for k < 0
+                wrong[f"for a negative k = {k} you built M_|k|, the shift forward (M_|k| is also M_k transposed): "
+                      f"the angle is k·ω_i with its sign, so M_k for k < 0 turns each pair back (sin(k ω_i) < 0)"] = (
+                    _pair_blocks(D, abs(k) * omega))
+            wrong |= {
                 "that is M_{-k}, the transpose: it maps PE(p) to PE(p - k). Each pair is (sin, cos), not (cos, sin): "
                 "sin(a + b) = sin a cos b + cos a sin b and cos(a + b) = cos a cos b - sin a sin b put +sin(k ω_i) "
                 "top right and -sin(k ω_i) bottom left, [[cos, sin], [-sin, cos]]":
@@ -323,6 +341,9 @@ def check_shift_matrix(shift_matrix: Callable) -> None:
                     torch.eye(D, dtype=torch.float64),
                 "you used ω_i = 10000^(-i/D): the exponent is -2i/D, as in the table":
                     _pair_blocks(D, k * 10000.0 ** (-i / D)),
+                "the diagonal blocks hold sin and the off-diagonal ones cos: read them off the addition formulas, "
+                "sin(a + b) = sin a cos b + cos a sin b puts cos(k ω_i) on the diagonal":
+                    _sin_on_diagonal(D, k * omega),
             }
             _reject_known(label, got, expected, wrong)
             _compare(label, got, expected.numpy(), atol=1e-5,
@@ -333,3 +354,105 @@ def check_shift_matrix(shift_matrix: Callable) -> None:
             _compare(f"{label} @ PE(p)", shifted.numpy(), pe[max(0, k): 20 + max(0, k)].numpy(), atol=1e-4,
                      legend=" (20, D): M_k PE(p) must be PE(p + k)")
     _say("shift_matrix: correct: M_k turns each pair (sin, cos) by k·ω_i, so M_k PE(p) = PE(p + k).")
+
+
+# ---------------------------------------------------------------- PE(p)·PE(p + k); an ALiBi penalty, measured
+
+
+@_reports_not_attempted
+def check_pe_dot_question(answer: Callable) -> None:
+    """Question: what does the dot product PE(p) · PE(p + k) of two sinusoidal encodings depend on?"""
+    _check_choice(
+        "question (PE(p) · PE(p + k))", answer, "b",
+        "Pair i contributes sin(pω)sin((p+k)ω) + cos(pω)cos((p+k)ω) = cos(kω_i), so PE(p) · PE(p + k) = "
+        "Σ_i cos(k ω_i): a function of the offset k alone, D/2 at k = 0, the same at every position p. It is "
+        "symmetric in k and does not fall steadily: it dips and rises again.",
+        {
+            "a": "write out one pair: sin(pω)sin((p+k)ω) + cos(pω)cos((p+k)ω) = cos((p+k)ω - pω) = cos(kω). The "
+                 "position p cancels. Compute pe[p] @ pe[p + 5] for a few p and compare",
+            "c": "the encodings of two positions are not orthogonal: each pair contributes cos(k ω_i), and the slow "
+                 "pairs (small ω_i) give cos ≈ 1 even for large k. Compute pe[0] @ pe[5]",
+            "d": "it depends on k only, but not monotonically: Σ_i cos(k ω_i) dips and rises again (the fast pairs "
+                 "oscillate), so a far position can be more similar than a nearer one. Plot pe[0] @ pe[k] "
+                 "against k",
+        },
+    )
+
+
+def _alibi_mass(q: torch.Tensor, k: torch.Tensor, slope: float, window: int, *, sign: float = 1.0,
+                causal: bool = True, after: bool = False, scale: bool = True, inclusive: bool = False,
+                reduce: str = "mean", absolute: bool = False) -> float:
+    """The mean over queries of the causal ALiBi weight on the ``window`` most recent keys; keywords make the
+    usual mistakes."""
+    T, E = q.shape
+    i = torch.arange(T, dtype=torch.float64)
+    offset = i[:, None] - i[None, :]  # (T, T): i - j
+    dist = offset.abs() if absolute else offset
+    scores = (q.double() @ k.double().T) / (E**0.5 if scale else 1.0)  # (T, T)
+    if not after:
+        scores = scores - sign * slope * dist
+    if causal:
+        scores = scores.masked_fill(offset < 0, float("-inf"))
+    w = torch.softmax(scores, dim=-1)
+    if after:
+        w = w - sign * slope * dist
+    near = (offset >= 0) & ((offset <= window) if inclusive else (offset < window))  # (T, T)
+    per_query = (w * near).sum(dim=-1)  # (T,)
+    return float(per_query.sum() if reduce == "sum" else per_query.mean())
+
+
+@_reports_not_attempted
+def check_alibi_recent_mass(recent_mass: Callable) -> None:
+    """Experiment: ``recent_mass(q (T, E), k (T, E), slope, window) -> float``: causal attention weights
+    softmax(q kᵀ / √E - slope·(i - j)) over the keys j <= i, the ALiBi penalty of Press et al. 2022; return the
+    mean over the T queries of the total weight each puts on its ``window`` most recent keys, 0 <= i - j < window."""
+    name = "recent_mass"
+    with _attempt(name):
+        gen = torch.Generator().manual_seed(78)
+        for T, E, slope, window in ((12, 4, 0.5, 3), (40, 8, 0.25, 4), (40, 8, 0.0, 4), (7, 6, 1.0, 1)):
+            q, k = torch.randn(T, E, generator=gen), torch.randn(T, E, generator=gen)
+            label = f"{name}(q, k, slope={slope}, window={window}) for T={T}, E={E}"
+            result = _call_with_hint(
+                label, recent_mass, (("q", q), ("k", k), ("slope", slope), ("window", window)),
+                "q and k are (T, E): the scores q @ k.T are (T, T), and the offsets i - j are "
+                "torch.arange(T)[:, None] - torch.arange(T)[None, :], (T, T)",
+            )
+            got = _number(label, result)
+            expected = _alibi_mass(q, k, slope, window)
+            if abs(got - expected) <= 1e-5:
+                continue
+            wrong = {
+                "the penalty has the wrong sign: ALiBi *subtracts* slope·(i - j), so that far keys lose score; "
+                "adding it rewards the distant past": _alibi_mass(q, k, slope, window, sign=-1.0),
+                "there is no causal mask: query i may read only keys j <= i (ALiBi is a decoder's bias), and without "
+                "the mask -slope·(i - j) even *rewards* the future keys, j > i":
+                    _alibi_mass(q, k, slope, window, causal=False),
+                "there is no causal mask: with -slope·|i - j| the future keys are penalised like the past ones, but "
+                "they are still read. Mask j > i with -inf": _alibi_mass(q, k, slope, window, causal=False,
+                                                                         absolute=True),
+                "you subtracted the penalty from the weights, after the softmax: it goes on the scores, before "
+                "it, so that the weights still sum to 1": _alibi_mass(q, k, slope, window, after=True),
+                "the scores are not divided by √E: softmax(q kᵀ / √E - slope·(i - j))":
+                    _alibi_mass(q, k, slope, window, scale=False),
+                f"off by one: the {window} most recent keys are i - j = 0 .. {window - 1} (the query's own key "
+                f"included), 0 <= i - j < window": _alibi_mass(q, k, slope, window, inclusive=True),
+                "you summed over the queries: return the mean over the T queries":
+                    _alibi_mass(q, k, slope, window, reduce="sum"),
+            }
+            for hint, value in wrong.items():
+                if abs(value - expected) > 1e-4 and abs(got - value) <= 1e-5:
+                    raise AssertionError(f"{label} is {got:.6g} but should be {expected:.6g}: {hint}")
+            raise AssertionError(
+                f"{label} is {got:.6g} but should be {expected:.6g}: scores q @ k.T / √E minus slope·(i - j), -inf "
+                f"where j > i, softmax over the keys (dim=-1); then sum each row's weights over 0 <= i - j < "
+                f"window and average the T rows"
+            )
+        # the experiment itself, with the learner's function: lengths past a training length of 32
+        gen = torch.Generator().manual_seed(79)
+        table = {}
+        for T in (32, 128, 512):
+            q, k = torch.randn(T, 16, generator=gen), torch.randn(T, 16, generator=gen)
+            table[T] = [_number(name, recent_mass(q, k, slope, 8)) for slope in (0.0, 0.5)]
+    rows = "; ".join(f"T = {T}: {a:.2f} without, {b:.2f} with" for T, (a, b) in table.items())
+    _say(f"recent_mass: correct. The weight on the 8 most recent keys, {rows} the penalty (slope 0.5): without "
+         f"it the weight spreads over every key as T grows; with it the pattern at T = 512 is the one at T = 32.")

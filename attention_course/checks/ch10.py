@@ -30,6 +30,9 @@ from ._core import (
     _reject_shape,
     _tuple_of,
     _expect_shapes,
+    _check_choice,
+    _check_number,
+    _number,
 )
 
 __all__ = [
@@ -37,6 +40,9 @@ __all__ = [
     "check_attention_block_update",
     "check_cached_attention_step",
     "check_linear_attention",
+    "check_running_max_start",
+    "check_kv_cache_bytes",
+    "check_gqa_cache_size",
 ]
 
 
@@ -135,17 +141,22 @@ def check_online_softmax_update(online_softmax_update: Callable) -> None:
         _expect_shapes(label, got, names, ((4,), (4,)), " (L,): one running max and one running sum per row")
         exp_m, exp_l = _online_softmax_reference(m, l, block)
         _reject_known_flat(label, _stacked(*got), _stacked(exp_m, exp_l), _online_softmax_wrong(m, l, block))
-        _compare(f"m_new, {label}", got[0], exp_m.numpy(), atol=1e-8, legend=" (L,): maximum(m, block.max(dim=-1))")
-        _compare(f"r_new, {label}", got[1], exp_l.numpy(), atol=1e-8,
+        _compare(f"m_new, {label}", got[0], exp_m.numpy(), atol=1e-6, rtol=1e-6,
+                 legend=" (L,): maximum(m, block.max(dim=-1))")
+        _compare(f"r_new, {label}", got[1], exp_l.numpy(), atol=1e-6, rtol=1e-6,
                  legend=" (L,): r * exp(m - m_new) + exp(block - m_new).sum(dim=-1)")
 
-        # a stream of blocks from the empty state (m = -inf, r = 0); row 1 has scores near 1000
+        # a stream of blocks from the empty state (m = -inf, r = 0); row 1 has scores near 1000, row 3 near -1000
+        # (all negative: a running max started at 0 instead of -inf underflows there), and row 4 mixes scales, its
+        # later blocks 800 above its first (the old sum must shrink by exp(-800), to 0, without NaN)
         gen = torch.Generator().manual_seed(101)
-        scores = torch.randn(3, 8, generator=gen, dtype=torch.float64) * 2.0  # (L, S)
+        scores = torch.randn(5, 8, generator=gen, dtype=torch.float64) * 2.0  # (L, S)
         scores[1] += 1000.0
         scores[2] -= 30.0
-        m = torch.full((3,), -torch.inf, dtype=torch.float64)  # (L,): the max of no scores
-        l = torch.zeros(3, dtype=torch.float64)  # (L,): the sum over no scores
+        scores[3] -= 1000.0
+        scores[4, 3:] += 800.0
+        m = torch.full((5,), -torch.inf, dtype=torch.float64)  # (L,): the max of no scores
+        l = torch.zeros(5, dtype=torch.float64)  # (L,): the sum over no scores
         start = 0
         for width in (3, 3, 2):
             block = scores[:, start:start + width]  # (L, T_tile)
@@ -153,14 +164,24 @@ def check_online_softmax_update(online_softmax_update: Callable) -> None:
                      f"(L, S) = (3, 8), starting from m = -inf, r = 0")
             got = _tuple_of(label, _call_with_hint(label, online_softmax_update,
                                                    (("m", m), ("r", l), ("block", block.clone())), hint), names)
-            _expect_shapes(label, got, names, ((3,), (3,)), " (L,)")
+            _expect_shapes(label, got, names, ((5,), (5,)), " (L,)")
             _finite_state(label, got, names, _OVERFLOW if start else
                           _OVERFLOW + ". On the first block m = -inf: exp(m - m_new) = exp(-inf) = 0, and r = 0")
             seen = scores[:, :start + width]  # (L, columns so far)
             exp_m = seen.max(dim=-1).values  # (L,)
             exp_l = torch.exp(seen - exp_m[:, None]).sum(dim=-1)  # (L,)
-            _compare(f"m_new, {label}", got[0], exp_m.numpy(), atol=1e-8, legend=" (L,): the max of every score so far")
-            _compare(f"r_new, {label}", got[1], exp_l.numpy(), atol=1e-8,
+            if got[1][3] == 0.0 or abs(got[0][3]) < 1.0:
+                raise AssertionError(
+                    f"r_new, {label}: row 3, whose scores are all near -1000, has m = {got[0][3]:.6g} and "
+                    f"r = {got[1][3]:.6g}, but its max is {exp_m[3].item():.6g} and its sum of exp(z - max) at least "
+                    f"1. A running max that never drops below 0 (m started at 0, or clamped) makes every exp(z - m) "
+                    f"underflow to 0 for negative scores: the max is the scores' own max, maximum(m, "
+                    f"block.max(dim=-1)), and it starts at -inf"
+                )
+            _compare(f"m_new, {label}", got[0], exp_m.numpy(), atol=1e-6, rtol=1e-6,
+                     legend=" (L,): the max of every score so far")
+            # float32 scores near 1000 carry about 6e-5 of rounding into exp(z - m): a relative tolerance of 2e-4
+            _compare(f"r_new, {label}", got[1], exp_l.numpy(), atol=1e-6, rtol=2e-4,
                      legend=" (L,): the sum of exp(z - m_new) over every score so far")
             m, l = (torch.as_tensor(g) for g in got)
             start += width
@@ -245,12 +266,14 @@ def check_attention_block_update(attention_block_update: Callable) -> None:
                 " (L,): maximum(m, scores_block.max(dim=-1))",
                 " (L,): r * exp(m - m_new) + exp(scores_block - m_new[:, None]).sum(dim=-1)",
                 " (L, Ev): acc * exp(m - m_new)[:, None] + exp(scores_block - m_new[:, None]) @ values_block")):
-            _compare(f"{name}, {label}", g, e.numpy(), atol=1e-8, legend=legend)
+            _compare(f"{name}, {label}", g, e.numpy(), atol=1e-6, rtol=1e-6, legend=legend)
 
         # the whole row of keys in blocks of 3, 3 and 1, from the empty state; row 1's scores are near 500
         L, S, Ev = 3, 7, 5
         scores = torch.randn(L, S, generator=gen, dtype=torch.float64) * 1.5  # (L, S)
         scores[1] += 500.0
+        scores[2] -= 900.0  # all negative: exp(z) underflows to 0 unless taken relative to the max
+        scores[0, 3:] += 600.0  # mixed scales: the later blocks far above the first
         values = torch.randn(S, Ev, generator=gen, dtype=torch.float64)  # (S, Ev)
         m = torch.full((L,), -torch.inf, dtype=torch.float64)
         l, acc = torch.zeros(L, dtype=torch.float64), torch.zeros(L, Ev, dtype=torch.float64)
@@ -262,19 +285,26 @@ def check_attention_block_update(attention_block_update: Callable) -> None:
                     ("values_block", values[start:start + width].clone()))
             got = _tuple_of(label, _call_with_hint(label, attention_block_update, args, hint), names)
             _expect_shapes(label, got, names, ((L,), (L,), (L, Ev)), " (m and r (L,), acc (L, Ev))")
-            _finite_state(label, got, names, "exp of a score near 500 overflows: take every exponential relative "
+            _finite_state(label, got, names, "exp of a score near 500 overflows (and of one near -900 underflows "
+                                             "to 0, so r = 0 and acc / r = 0/0): take every exponential relative "
                                              "to the running max, exp(scores_block - m_new), exp(m - m_new)")
+            if got[1][2] == 0.0:
+                raise AssertionError(
+                    f"r, {label}: row 2, whose scores are all near -900, has r = 0: exp of its scores underflowed. "
+                    f"Take them relative to the running max, exp(scores_block - m_new[:, None]), whose largest term "
+                    f"is exp(0) = 1; the max starts at -inf, not 0"
+                )
             seen = scores[:, :start + width]  # (L, keys so far)
             exp_m = seen.max(dim=-1).values  # (L,)
             p = torch.exp(seen - exp_m[:, None])  # (L, keys so far)
             for name, g, e in zip(names, got, (exp_m, p.sum(dim=-1), p @ values[:start + width])):
-                _compare(f"{name}, {label}", g, e.numpy(), atol=1e-8,
+                _compare(f"{name}, {label}", g, e.numpy(), atol=1e-6, rtol=2e-4,  # float32 near 500 and 600
                          legend=" (the state after these keys: max, sum of exp(z - max), sum of exp(z - max) v)")
             m, l, acc = (torch.as_tensor(g) for g in got)
             start += width
         out = acc / l[:, None]  # (L, Ev)
         _compare("acc / r after the last block", out.numpy(), (torch.softmax(scores, dim=-1) @ values).numpy(),
-                 atol=1e-8, legend=" (L, Ev): softmax(scores) @ values, computed at once")
+                 atol=1e-5, rtol=2e-4, legend=" (L, Ev): softmax(scores) @ values, computed at once")
     _say("attention_block_update: correct: acc and r rescaled by exp(m - m_new), divided once at the end; "
           "equal to softmax(scores) @ values.")
 
@@ -324,7 +354,7 @@ def check_cached_attention_step(cached_attention_step: Callable) -> None:
                     f"{name}, {label}: the new position went in front of the cache: it is the latest, so it goes at "
                     f"the end, position S = {S}: torch.cat([cache, new], dim=-2)"
                 )
-            _compare(f"{name}, {label}", g, torch.cat([cache, new], dim=-2).numpy(), atol=0.0,
+            _compare(f"{name}, {label}", g, torch.cat([cache, new], dim=-2).numpy(), atol=1e-6, rtol=1e-6,
                      legend=f" (B, S+1, {'E' if name == 'cache_k' else 'Ev'}): the old cache, then the new position")
         wrong = {
             "you attended before appending, over the S old positions only: the token attends to itself too, "
@@ -336,11 +366,11 @@ def check_cached_attention_step(cached_attention_step: Callable) -> None:
             "dim=-1": _attend(q, K, V, dim=-2),
         }
         _reject_known(f"out_t, {label}", got[0], expected[0], wrong, atol=1e-8)
-        _compare(f"out_t, {label}", got[0], expected[0].numpy(), atol=1e-8,
+        _compare(f"out_t, {label}", got[0], expected[0].numpy(), atol=1e-6, rtol=1e-5,
                  legend=" (B, 1, Ev): attention of q_t over the S+1 cached keys and values")
 
         # generate T = 5 steps with heads, from empty caches: the outputs must be those of causal attention
-        B, H, T, E, Ev = 2, 3, 5, 4, 2
+        B, H, T, E, Ev = 2, 3, 5, 6, 2  # another E than above, so that a hard-coded sqrt(4) shows
         Q, Kf = (torch.randn(B, H, T, E, generator=gen, dtype=torch.float64) for _ in range(2))  # (B, H, T, E)
         Vf = torch.randn(B, H, T, Ev, generator=gen, dtype=torch.float64)  # (B, H, T, Ev)
         causal = masks.causal_mask(T)  # (T, T), True = may attend
@@ -361,7 +391,14 @@ def check_cached_attention_step(cached_attention_step: Callable) -> None:
                         f"(B, H, t+1, {'E' if n == E else 'Ev'}), the cache grows by one position along the time "
                         f"axis, dim -2, at every step"
                     )
-            _compare(f"out_t, {label}", got[0], full[:, :, t:t + 1].numpy(), atol=1e-8,
+            hard = torch.softmax(scores_full[:, :, t:t + 1] * E**0.5 / 2.0, dim=-1) @ Vf  # (B, H, 1, Ev)
+            if got[0].shape == tuple(hard.shape) and np.allclose(got[0], hard.numpy(), atol=1e-8) and \
+                    not np.allclose(hard.numpy(), full[:, :, t:t + 1].numpy(), atol=1e-8):
+                raise AssertionError(
+                    f"out_t, {label}: you divided by 2 = sqrt(4), the head size of the first test: here E = {E}; "
+                    f"take it from the query, E = q_t.shape[-1], and divide by sqrt(E)"
+                )
+            _compare(f"out_t, {label}", got[0], full[:, :, t:t + 1].numpy(), atol=1e-6, rtol=1e-5,
                      legend=" (B, H, 1, Ev): row t of causal attention over the whole sequence")
             cache_k, cache_v = torch.as_tensor(got[1]), torch.as_tensor(got[2])
     _say("cached_attention_step: correct: append, then attend over every cached position; "
@@ -425,6 +462,125 @@ def check_linear_attention(linear_attention: Callable) -> None:
                 wrong["the queries and keys are swapped (it only ran because L = S here): phi(q) reads "
                       "phi(k)ᵀ v, the keys' and values' summary"] = _linear_attention(k, q, v)
             _reject_known(label, got, expected, wrong, atol=1e-8)
-            _compare(label, got, expected.numpy(), atol=1e-8,
+            # relative: a float32 answer, or + 1e-6 in the normaliser against division by 0, is correct
+            _compare(label, got, expected.numpy(), atol=1e-6, rtol=1e-5,
                      legend=" (B, L, Ev): softmax-free attention with weights phi(q_i) · phi(k_j), rows summing to 1")
     _say("linear_attention: correct: phi(q) (phi(k)ᵀ v) / (phi(q) · Σ phi(k)), with phi = elu + 1.")
+
+
+# ---------------------------------------------------------------- questions and the experiment
+
+
+@_reports_not_attempted
+def check_running_max_start(answer: Callable[[], object]) -> None:
+    """Question: what goes wrong if the online softmax starts its running max at 0 instead of -inf."""
+    _check_choice(
+        "running_max_start", answer, "b",
+        "With m = 0 the running max of a row of scores near -1000 stays 0, so every term exp(z - 0) underflows to "
+        "0 (float64 gives 0 below about -745), r ends at 0 and the weights are 0/0. Starting at -inf, the max is "
+        "the scores' own, the largest term is exp(0) = 1, and exp(m - m_new) = exp(-inf) = 0 on the first block "
+        "needs no special case.",
+        {
+            "a": "For rows with a positive score, yes: the max soon exceeds 0 and the result is exact. But a row "
+                 "whose scores are all below 0 never raises the max above 0, and its terms exp(z - 0) are taken "
+                 "relative to the wrong reference: near -1000 they are all 0 in floating point.",
+            "c": "Overflow needs an exponent above about 709. With m = 0 the first block raises the max to the "
+                 "row's largest score if it is positive, so exp(z - m_new) <= 1 and exp(m - m_new) <= 1: nothing "
+                 "overflows. The danger is the other way, scores far below 0, whose exp(z - 0) is 0.",
+            "d": "The running max m_new = maximum(m, block max) can only rise: started at 0 it never goes below 0, "
+                 "so for a row of negative scores it stays 0, not the row's max.",
+        },
+    )
+
+
+def _kv_bytes(num_layers, num_kv_heads, head_size, tokens, bytes_per_value, batch=1):
+    return 2 * num_layers * batch * num_kv_heads * tokens * head_size * bytes_per_value  # keys and values
+
+
+def _measured_cache_bytes(num_layers: int, d_model: int, num_heads: int, tokens: int, batch: int,
+                          dtype: torch.dtype) -> int:
+    """Decode ``tokens`` steps through ``num_layers`` package CausalSelfAttention layers; the bytes cached."""
+    with torch.random.fork_rng(devices=[]):  # leave the learner's RNG alone
+        torch.manual_seed(0)
+        layers = [_lib.efficient.CausalSelfAttention(d_model, num_heads).to(dtype) for _ in range(num_layers)]
+        x = torch.randn(batch, tokens, d_model).to(dtype)  # (B, T, D)
+    caches = [None] * num_layers
+    with torch.no_grad():
+        for t in range(tokens):
+            h = x[:, t:t + 1]  # (B, 1, D)
+            for i, layer in enumerate(layers):
+                h, caches[i] = layer.step(h, caches[i])  # the next layer reads this one's output
+    return sum(c.keys.nbytes + c.values.nbytes for c in caches)
+
+
+@_reports_not_attempted
+def check_kv_cache_bytes(kv_cache_bytes: Callable) -> None:
+    """Experiment: ``kv_cache_bytes(num_layers, num_kv_heads, head_size, tokens, bytes_per_value, batch=1) -> int``,
+    the bytes a key-value cache holds: a key and a value of head_size numbers per layer, per key-value head, per
+    token, per sequence. Checked against caches measured in the package's decoder layers, then for a 7B model."""
+    hint = ("kv_cache_bytes(num_layers, num_kv_heads, head_size, tokens, bytes_per_value, batch) returns one "
+            "number: keys and values (2) × layers × batch × heads × tokens × head size × bytes")
+    with _attempt("kv_cache_bytes"):
+        for L, D, H, T, B, dtype in ((3, 24, 4, 7, 5, torch.float32), (2, 16, 2, 5, 3, torch.float64),
+                                     (4, 32, 8, 3, 1, torch.bfloat16)):
+            nbytes = torch.empty(0, dtype=dtype).element_size()
+            label = (f"kv_cache_bytes(num_layers={L}, num_kv_heads={H}, head_size={D // H}, tokens={T}, "
+                     f"bytes_per_value={nbytes}, batch={B})")
+            got = _number(label, _call_with_hint(label, kv_cache_bytes, (
+                ("num_layers", L), ("num_kv_heads", H), ("head_size", D // H), ("tokens", T),
+                ("bytes_per_value", nbytes), ("batch", B)), hint))
+            measured = _measured_cache_bytes(L, D, H, T, B, dtype)
+            assert measured == _kv_bytes(L, H, D // H, T, nbytes, B)  # the formula is what the package stores
+            known = {
+                "you counted the keys only (or the values only): the cache holds both, one key and one value per "
+                "token, head and layer, a factor 2": measured / 2,
+                "you left out the layers: every layer has its own cache": measured / L,
+                "you left out the batch: each sequence has its own cache": measured / B,
+                f"you counted values, not bytes: multiply by bytes_per_value = {nbytes}": measured / nbytes,
+                "you counted bits: a byte is 8 bits, and bytes_per_value is already in bytes": measured * 8,
+                f"you multiplied by the model width D = {D} and by the heads: head_size is the size of *one* "
+                f"head, and heads × head_size = D": measured * H,
+                f"you cached one more token than generated, tokens + 1 = {T + 1}": measured / T * (T + 1),
+            }
+            if abs(got - measured) > 0.5:
+                for why, value in known.items():
+                    if abs(value - measured) > 0.5 and abs(got - value) <= 0.5:
+                        raise AssertionError(f"{label} is {got:.6g} but the caches hold {measured} bytes: {why}")
+                raise AssertionError(
+                    f"{label} is {got:.6g} but {L} package layers decoding {T} tokens for {B} sequences in {dtype} "
+                    f"hold {measured} bytes in their caches: 2 × layers × batch × heads × tokens × head_size × "
+                    f"bytes_per_value"
+                )
+        label = ("kv_cache_bytes(num_layers=32, num_kv_heads=32, head_size=128, tokens=4096, bytes_per_value=2, "
+                 "batch=1), a 7B model in fp16")
+        got = _number(label, _call_with_hint(label, kv_cache_bytes, (
+            ("num_layers", 32), ("num_kv_heads", 32), ("head_size", 128), ("tokens", 4096),
+            ("bytes_per_value", 2), ("batch", 1)), hint))
+        if got != 2 * 32 * 32 * 128 * 4096 * 2:
+            raise AssertionError(f"{label} is {got:.6g} but should be 2 × 32 × 32 × 128 × 4096 × 2 = "
+                                 f"{2 * 32 * 32 * 128 * 4096 * 2} bytes, 2 GiB: return an exact whole number")
+    _say("kv_cache_bytes: correct, and equal to what the package's caches hold: 2 GiB for one 4096-token "
+         "sequence of a 32-layer, 32-head 7B model in fp16, as much as a 1B-parameter model's weights.")
+
+
+@_reports_not_attempted
+def check_gqa_cache_size(answer: Callable[[], object]) -> None:
+    """Question: the cache of the same 7B model with grouped-query attention, 8 key-value heads, in GiB."""
+    gib = 2**30
+    _check_number(
+        "gqa_cache_size", answer, 2 * 32 * 8 * 128 * 4096 * 2 / gib,
+        "With 8 key-value heads shared by the 32 query heads (4 queries per key-value head), the cache is 4 times "
+        "smaller: 2 × 32 × 8 × 128 × 4096 × 2 bytes = 0.5 GiB per 4096-token sequence. The query heads do not "
+        "count: queries are never cached.",
+        rtol=0.01,
+        wrong={
+            "counting the 32 query heads": (2.0, "That is the cache without grouping: only the key-value heads are "
+                                                 "cached, 8 of them, each shared by 4 query heads."),
+            "the keys alone": (0.25, "The cache holds keys and values, a factor 2."),
+            "fp32": (1.0, "fp16 is 2 bytes per number, not 4."),
+            "one layer": (0.5 / 32, "Each of the 32 layers has its own cache."),
+            "gigabytes (10⁹ bytes)": (2 * 32 * 8 * 128 * 4096 * 2 / 1e9, "That is in GB, 10⁹ bytes: the question "
+                                                                        "asks for GiB, 2³⁰ bytes."),
+            "megabytes": (512.0, "That is the size in MiB: the question asks for GiB (divide by 1024)."),
+        },
+    )
