@@ -14,7 +14,7 @@ SEEDS ?= 1 2 3
 CPUS  ?=
 JOBS  ?= 1
 
-.PHONY: setup book test unit notebooks build-strict browser binder bench robust student pins figures clean
+.PHONY: setup book test unit notebooks build-strict browser binder bench robust student course-time pins figures clean
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -63,6 +63,10 @@ robust: $(STAMP)
 # Student versions of the exercise notebooks, made by nbgrader, into student/ (committed).
 student: $(STAMP)
 	$(BIN)/python tools/student.py
+
+# book/course_time.md, the instructors' guide's time table (words, code cells, run times on one core).
+course-time: $(STAMP)
+	$(BIN)/python tools/course_time.py
 
 # binder/requirements.txt, written from requirements.txt (the one list of pins).
 # The concept figures, book/figures/*.svg, drawn by tools/diagrams/ (committed).

@@ -216,3 +216,28 @@ def test_the_bibliography_parses_and_every_citation_is_in_it() -> None:
     missing = {key: page for key, page in cited.items() if key not in entries}
     assert not missing, f"cited but not in references.bib: {missing}"
     assert len(cited) > 40  # the pattern finds the book's citations
+
+
+def test_the_instructors_time_table_is_up_to_date() -> None:
+    """book/course_time.md is what tools/course_time.py computes from the notebooks and bench/ROBUST.md."""
+    result = subprocess.run([sys.executable, str(ROOT / "tools" / "course_time.py"), "--check"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    table = (ROOT / "book" / "course_time.md").read_text()
+    assert "| 3. Scoring functions |" in table and "**12 weeks" in table
+    assert "{include} course_time.md" in (ROOT / "book" / "instructors.md").read_text()
+
+
+def test_the_time_table_counts_what_a_reader_sees() -> None:
+    """Words of prose without display math, and only the code cells a reader sees."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    import course_time
+
+    words = course_time.WORD.findall(course_time.ROLE.sub(" x ", course_time.DISPLAY_MATH.sub(
+        " ", "Two words $$\\sum_i a_i b_i$$ and {eval}`f'{x:.1f}'` here")))
+    assert words == ["Two", "words", "and", "x", "here"]
+    counted = course_time.count("00_attention_in_one_page_exercises")
+    cells = json.loads((ROOT / "chapters" / "00_attention_in_one_page_exercises.ipynb").read_text())["cells"]
+    graded = sum(c["metadata"]["nbgrader"]["points"] for c in cells
+                 if c["metadata"].get("nbgrader", {}).get("grade"))
+    assert counted["points"] == graded > 0
