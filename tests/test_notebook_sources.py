@@ -82,6 +82,19 @@ def test_no_glue_and_no_myst_nb_import(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_every_cell_has_a_unique_id(path):
+    # nbformat 4.5 requires cell ids: without them nbformat warns now and will refuse later,
+    # and JupyterLab and nbgrader invent new ones on every save, so diffs fill with noise.
+    notebook = json.loads(path.read_text())
+    if (notebook["nbformat"], notebook["nbformat_minor"]) < (4, 5):
+        pytest.skip("cell ids arrived in nbformat 4.5")
+    ids = [cell.get("id") for cell in notebook["cells"]]
+    missing = [index for index, cell_id in enumerate(ids) if not cell_id]
+    assert not missing, f"cells without an id: {missing}"
+    assert len(set(ids)) == len(ids), "two cells share an id"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
 def test_markdown_cells_have_no_control_characters(path):
     # A JSON "\t" where "\\t" was meant turns $L \times S$ into "L <TAB>imes S" on the page.
     for index, cell in enumerate(_cells(path)):
