@@ -65,6 +65,8 @@ HEADLINES = {
                                "sinusoidal {}": """f'{beyond["sinusoidal"]:.2f}'""",
                                "rotary {}": """f'{beyond["rotary"]:.2f}'""",
                                "rotary+window {}": """f'{beyond["rotary + window"]:.2f}'""",
+                               "ALiBi late {}": """f'{late["alibi"]:.2f}'""",
+                               "ALiBi past N {}": """f'{beyond["alibi"]:.2f}'""",
                                "M_k error {}": 'f"{max_shift_error:.1e}"'},
     "08_transformer": {"post-norm loss {}": """f'{final_loss["post-norm"]:.2f}'""",
                        "pre-norm {}": """f'{final_loss["pre-norm"]:.2f}'""",
