@@ -26,6 +26,9 @@ Modules, each one concept; dependencies point one way
 ``reference`` (NumPy), ``masks``, ``scores``, ``attention``, ``multihead``,
 ``positional``, ``transformer`` (the encoder-decoder of chapter 8), ``efficient``
 (online softmax, tiled and linear attention, the KV cache: chapter 10),
+``sampling`` (greedy, temperature, top-k and top-p choice of the next token),
+``corpora`` (the Shakespeare text, shipped with the package), ``lm`` (a
+character-level decoder-only language model, its baselines and head scores),
 ``viz`` (plotting only), ``seeding``, ``timing``.
 """
 
