@@ -25,10 +25,11 @@ Modules, each one concept; dependencies point one way
 (masks -> scores -> attention -> multihead):
 ``reference`` (NumPy), ``masks``, ``scores``, ``attention``, ``multihead``,
 ``positional``, ``transformer`` (the encoder-decoder of chapter 8), ``efficient``
-(online softmax, tiled and linear attention, the KV cache: chapter 10),
+(online softmax, tiled and linear attention, the KV cache: chapter 11),
 ``sampling`` (greedy, temperature, top-k and top-p choice of the next token),
 ``corpora`` (the Shakespeare text, shipped with the package), ``lm`` (a
-character-level decoder-only language model, its baselines and head scores),
+character-level decoder-only language model, its baselines and head scores:
+chapter 9), ``induction`` (an induction head that forms in seconds: chapter 9),
 ``viz`` (plotting only), ``seeding``, ``timing``.
 """
 

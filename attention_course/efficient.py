@@ -12,7 +12,7 @@ r"""Efficient attention: the same answer in less memory, or a cheaper answer.
   that reuses the keys and values of the tokens already seen.
 
 For the wider landscape (sparse, low-rank, kernel and recurrent variants) see
-Tay et al. 2022, "Efficient Transformers: A Survey". Taught in chapter 10.
+Tay et al. 2022, "Efficient Transformers: A Survey". Taught in chapter 11.
 References (book/references.bib): milakov2018online, dao2022flashattention,
 katharopoulos2020transformers, tay2022efficient.
 """
@@ -81,7 +81,7 @@ def online_softmax(x: torch.Tensor, block_size: int) -> torch.Tensor:
     Returns what ``torch.softmax(x, -1)`` returns, except that a row whose
     entries are all ``-inf`` gives zeros (torch gives NaN), as in
     :func:`~attention_course.masked_softmax`. float16/bfloat16 are computed in
-    float32 and cast back. Taught in chapter 10.
+    float32 and cast back. Taught in chapter 11.
     """
     require_float("x", x)
     if x.dim() < 1:
@@ -160,7 +160,7 @@ def tiled_attention(
     and to ``torch.nn.functional.scaled_dot_product_attention`` on rows that
     have a key. Gradients flow through it, but autograd keeps every tile, so
     only the forward pass saves memory (FlashAttention recomputes the tiles in
-    its backward pass). Taught in chapter 10.
+    its backward pass). Taught in chapter 11.
     """
     check_qkv(query, key, value)
     check_same_features(query, key)
@@ -280,7 +280,7 @@ def linear_attention(
         A = A.masked_fill(~causal_mask(L, S), 0)            # if causal
         output = (A / A.sum(-1, keepdim=True)) @ value      # (..., L, Ev)
 
-    Taught in chapter 10.
+    Taught in chapter 11.
     """
     check_qkv(query, key, value)
     check_same_features(query, key)
@@ -323,7 +323,7 @@ class KVCache:
     the old cache stays valid, which keeps the code simple and lets a caller
     branch from any point, at the price of copying the whole cache every step
     (O(t) per step, O(T^2) for T tokens). Production decoders preallocate a
-    (B, H, T_max, D/H) buffer and keep a length instead. Taught in chapter 10.
+    (B, H, T_max, D/H) buffer and keep a length instead. Taught in chapter 11.
     """
 
     keys: torch.Tensor
@@ -376,7 +376,7 @@ class CausalSelfAttention(nn.Module):
     Shapes: ``forward(x (B, T, D)) -> (B, T, D)``;
     ``step(x_t (B, 1, D), cache or None) -> (y_t (B, 1, D), cache)`` with the
     cache's keys and values (B, H, t, D/H) one longer than before.
-    Taught in chapter 10.
+    Taught in chapter 11.
     """
 
     def __init__(self, d_model: int, num_heads: int, *, bias: bool = True) -> None:

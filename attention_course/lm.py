@@ -22,10 +22,12 @@ character). In code the targets are the inputs shifted by one: a window
   AdamW for a fixed number of steps; the loss at every position; bits per
   character on held-out text.
 - :func:`unigram_probs`, :func:`bigram_probs`, :func:`unigram_bits`,
-  :func:`bigram_bits`, :func:`sample_bigram`: the baselines, add-alpha smoothed.
+  :func:`bigram_bits`, :func:`sample_bigram`: the baselines, add-alpha smoothed;
+  :class:`KneserNey`: an n-gram model with interpolated Kneser–Ney smoothing.
 - :func:`generate`: autoregressive sampling with
   :func:`attention_course.sampling.sample_next` (greedy, temperature, top-k, top-p).
 - :func:`previous_token_score`, :func:`induction_score`: what a head's weights do.
+- :func:`prefill`, :func:`decode_step`, :func:`generate_cached`: decoding with a key-value cache (chapter 11).
 
 Shapes (``book/notation.md``): ids (B, T) long; logits (B, T, vocab_size);
 attention weights (B, H, T, T) per layer. Taught in the language-model chapter.
@@ -37,6 +39,7 @@ import math
 import time
 from typing import Iterator, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -60,10 +63,14 @@ __all__ = [
     "bigram_probs",
     "unigram_bits",
     "bigram_bits",
+    "KneserNey",
     "sample_bigram",
     "generate",
     "previous_token_score",
     "induction_score",
+    "prefill",
+    "decode_step",
+    "generate_cached",
 ]
 
 POSITIONS = ("learned", "rotary", "alibi")
@@ -418,6 +425,121 @@ def bigram_bits(train: torch.Tensor, val: torch.Tensor, vocab_size: int, *, alph
     return float(-probs[val[:-1], val[1:]].log2().mean())
 
 
+class KneserNey:
+    r"""A character n-gram model with interpolated Kneser–Ney smoothing: the strongest counting baseline.
+
+    .. math::
+        p_k(w \mid h) = \frac{\max(c_k(h w) - \delta,\ 0)}{c_k(h)}
+                        + \frac{\delta\, N_{1+}(h\,\cdot)}{c_k(h)}\; p_{k-1}(w \mid h')
+
+    for a context h of k characters and h' = h without its first one;
+    :math:`c_k(h) = \sum_w c_k(hw)` and :math:`N_{1+}(h\,\cdot)` is the number of
+    distinct w seen after h. At the highest order (k = n - 1) :math:`c` is the raw
+    count; at every lower order it is the *continuation* count, the number of
+    distinct characters seen before ``hw`` (Kneser and Ney 1995; Chen and
+    Goodman 1999): a character that follows many contexts is a better guess for
+    an unseen one than a character that is frequent in one fixed phrase. A context
+    never seen in training hands the whole mass to the order below; below order 0
+    is the uniform distribution over ``vocab_size``. Every distribution sums to 1.
+
+    ``KneserNey(train_ids, vocab_size, n)`` counts every k-gram of ``train_ids``
+    (1-D long) for k = 1..n; ``n = 2`` is a bigram model, ``n = 1`` a unigram.
+    The first ``t`` targets of a text have fewer than n - 1 characters before
+    them and use the order they have.
+    """
+
+    def __init__(self, train: torch.Tensor, vocab_size: int, n: int, *, discount: float = 0.75) -> None:
+        self.vocab_size = _positive_int("vocab_size", vocab_size)
+        self.n = _positive_int("n", n)
+        _check_ids("train", train, 1, self.vocab_size)
+        if isinstance(discount, bool) or not isinstance(discount, (int, float)) or not 0 < discount < 1:
+            raise ValueError(f"discount must be a number in (0, 1), got {discount!r}")
+        if self.vocab_size ** (self.n + 1) >= 2 ** 62:
+            raise ValueError(f"vocab_size={self.vocab_size} and n={self.n} are too large to index n-grams")
+        if len(train) < self.n + 1:
+            raise ValueError(f"train has {len(train)} ids: a model of order n={self.n} needs at least {self.n + 1}")
+        self.discount = float(discount)
+        ids = train.numpy().astype(np.int64)
+        self._tables = []  # order k = 0..n-1: (sorted k+1-gram keys, counts, sorted contexts, c(h), N1+(h .))
+        for k in range(self.n):
+            if k == self.n - 1:
+                grams, counts = np.unique(self._keys(ids, k + 1), return_counts=True)
+            else:  # continuation counts: how many distinct characters came before the (k+1)-gram
+                longer = np.unique(self._keys(ids, k + 2))
+                grams, counts = np.unique(longer % self.vocab_size ** (k + 1), return_counts=True)
+            contexts, which = np.unique(grams // self.vocab_size, return_inverse=True)
+            self._tables.append((grams, counts, contexts, np.bincount(which, weights=counts),
+                                 np.bincount(which)))
+
+    def _keys(self, ids: np.ndarray, k: int) -> np.ndarray:
+        """Every k-gram of ``ids`` as one int64, base vocab_size: (len(ids) - k + 1,)."""
+        key = np.zeros(len(ids) - k + 1, dtype=np.int64)
+        for i in range(k):
+            key = key * self.vocab_size + ids[i:len(ids) - k + 1 + i]
+        return key
+
+    @staticmethod
+    def _lookup(keys: np.ndarray, values: np.ndarray, query: np.ndarray) -> np.ndarray:
+        pos = np.minimum(np.searchsorted(keys, query), len(keys) - 1)
+        return np.where(keys[pos] == query, values[pos], 0)
+
+    def _probs(self, contexts: np.ndarray, lengths: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        """p(target | the last ``lengths`` characters of each row of ``contexts`` (M, n-1)), float64 (M,)."""
+        V = self.vocab_size
+        p = np.full(len(targets), 1.0 / V)
+        for k, (grams, counts, ctx, total, types) in enumerate(self._tables):
+            ok = lengths >= k
+            h = np.zeros(int(ok.sum()), dtype=np.int64)
+            for i in range(k, 0, -1):  # the k characters before the target, oldest first
+                h = h * V + contexts[ok, contexts.shape[1] - i]
+            c_hw = self._lookup(grams, counts, h * V + targets[ok])
+            c_h = self._lookup(ctx, total, h)
+            n_h = self._lookup(ctx, types, h)
+            lower = p[ok]
+            p[ok] = np.where(c_h > 0, (np.maximum(c_hw - self.discount, 0)
+                                       + self.discount * n_h * lower) / np.maximum(c_h, 1), lower)
+        return p
+
+    def next_probs(self, context: torch.Tensor) -> torch.Tensor:
+        """The distribution of the character after ``context`` (1-D ids, any length): (vocab_size,) float64."""
+        _check_ids("context", context, 1, self.vocab_size)
+        width = max(self.n - 1, 1)
+        last = context.numpy().astype(np.int64)[-(self.n - 1):] if self.n > 1 else np.zeros(0, np.int64)
+        row = np.zeros((self.vocab_size, width), dtype=np.int64)
+        if len(last):
+            row[:, width - len(last):] = last
+        lengths = np.full(self.vocab_size, len(last))
+        return torch.from_numpy(self._probs(row, lengths, np.arange(self.vocab_size)))
+
+    def generate(self, prompt_ids: torch.Tensor, n: int, *, seed: int = 0) -> torch.Tensor:
+        """``n`` characters drawn one after another from :meth:`next_probs`, after ``prompt_ids``: (n,) long.
+
+        ``prompt_ids`` is 1-D and may be empty (the first draw then uses order 0);
+        the draws use a generator seeded with ``seed``, so the same seed gives the same text.
+        """
+        _check_ids("prompt_ids", prompt_ids, 1, self.vocab_size)
+        n = _positive_int("n", n)
+        generator = torch.Generator().manual_seed(seed)
+        text = prompt_ids.tolist()
+        for _ in range(n):
+            probs = self.next_probs(torch.tensor(text[-(self.n - 1):] if self.n > 1 else [], dtype=torch.long))
+            text.append(int(torch.multinomial(probs.float(), 1, generator=generator)))
+        return torch.tensor(text[len(prompt_ids):], dtype=torch.long)
+
+    def bits(self, ids: torch.Tensor) -> float:
+        """Bits per character of ``ids[1:]``, each predicted from up to n - 1 characters before it."""
+        _check_ids("ids", ids, 1, self.vocab_size)
+        if len(ids) < 2:
+            raise ValueError(f"ids has {len(ids)} ids: at least 2 are needed")
+        x = ids.numpy().astype(np.int64)
+        width = max(self.n - 1, 1)
+        t = np.arange(1, len(x))  # target positions
+        offsets = np.arange(-width, 0)  # the width characters before each target
+        contexts = x[np.clip(t[:, None] + offsets, 0, None)]  # (N-1, width); clipped rows are masked by lengths
+        lengths = np.minimum(t, self.n - 1)
+        return float(-np.log2(self._probs(contexts, lengths, x[t])).mean())
+
+
 def sample_bigram(probs: torch.Tensor, first: int, n: int, *, seed: int = 0) -> torch.Tensor:
     """``n`` characters drawn one after another from a bigram table, after ``first``: (n,) long.
 
@@ -454,7 +576,7 @@ def generate(model: CharTransformerLM, prompt_ids: torch.Tensor, n: int, *, temp
     sampled at that temperature after the optional ``top_k`` and ``top_p``
     filters. The draws come from a generator seeded with ``seed``: the same
     seed gives the same text. Each step reruns the model over the window
-    (chapter 10's KV cache would avoid that).
+    (chapter 11's KV cache would avoid that).
     """
     _check_ids("prompt_ids", prompt_ids, None, model.vocab_size)
     if prompt_ids.dim() not in (1, 2) or prompt_ids.shape[-1] < 1:
@@ -522,3 +644,200 @@ def induction_score(weights: torch.Tensor, period: int) -> torch.Tensor:
         raise ValueError(f"period must be an int in 1..T-1={T - 1} for weights {shape_str(weights)}, got {period!r}")
     t = torch.arange(period, T, device=weights.device)  # (T - period,) queries in the repeat
     return weights[..., t, t - period + 1].mean(dim=-1)  # (...)
+
+
+# --------------------------------------------------------------------------- decoding with a key-value cache
+
+# Imported here, with the section that uses them (the imports above serve the rest of the module).
+from .attention import scaled_dot_product_attention  # noqa: E402
+from .efficient import KVCache  # noqa: E402
+from .multihead import merge_heads, split_heads  # noqa: E402
+from .positional import alibi_slopes, rotary_embedding  # noqa: E402
+
+
+def _check_lm(model: object) -> CharTransformerLM:
+    if not isinstance(model, CharTransformerLM):
+        raise ValueError(f"model must be a CharTransformerLM, got {type(model).__name__}")
+    for i, layer in enumerate(model.layers):
+        if not isinstance(layer.self_attn, MultiHeadAttention):
+            raise ValueError(f"layer {i}'s self_attn must be a MultiHeadAttention to be cached, "
+                             f"got {type(layer.self_attn).__name__}")
+    return model
+
+
+def _check_caches(model: CharTransformerLM, caches: object, batch: int) -> list[KVCache]:
+    """A list of one KVCache per layer, (B, G, t, D/H) each, all of the same length t < context."""
+    n_layers = len(model.layers)
+    if not isinstance(caches, (list, tuple)) or len(caches) != n_layers:
+        got = f"a {type(caches).__name__} of {len(caches)}" if isinstance(caches, (list, tuple)) \
+            else type(caches).__name__
+        raise ValueError(f"caches must be a list of {n_layers} KVCache, one per layer (as prefill "
+                         f"returns), got {got}")
+    dtype = model.embedding.weight.dtype
+    lengths = set()
+    for i, (layer, cache) in enumerate(zip(model.layers, caches)):
+        if not isinstance(cache, KVCache):
+            raise ValueError(f"caches[{i}] must be a KVCache, got {type(cache).__name__}")
+        attn = layer.self_attn
+        expected = (batch, attn.num_kv_heads, cache.length, attn.d_model // attn.num_heads)
+        if tuple(cache.keys.shape) != expected:
+            raise ValueError(f"caches[{i}] holds keys {shape_str(cache.keys)}, expected (B, G, t, D/H) = "
+                             f"{expected} for ids_t with B={batch} and layer {i}'s "
+                             f"{attn.num_kv_heads} key/value heads")
+        if cache.keys.dtype != dtype:
+            raise ValueError(f"caches[{i}] is {cache.keys.dtype} but the model is {dtype}")
+        lengths.add(cache.length)
+    if len(lengths) != 1:
+        raise ValueError(f"the layers' caches must all hold the same number of positions, got {sorted(lengths)}")
+    (t,) = lengths
+    if t >= model.context:
+        raise ValueError(f"the caches hold t={t} positions, the model's whole context={model.context}: a new "
+                         f"token would sit at position {t}, outside the window the model was built for. "
+                         "lm.generate slides its window there and recomputes it; a cache cannot, because "
+                         "the cached keys and values of layers 2 and up were computed while seeing the "
+                         "tokens that would leave the window")
+    return list(caches)
+
+
+def _attend_cached(attn: MultiHeadAttention, h: torch.Tensor, cache: KVCache | None, positions: torch.Tensor
+                   ) -> tuple[torch.Tensor, KVCache]:
+    """Self-attention of L new tokens h (B, L, D) at absolute ``positions`` (L,) over the cache and themselves.
+
+    Returns the output (B, L, D) and a new cache one L longer; the keys are
+    stored after their rotation, so a cached key is never touched again.
+    """
+    H, G = attn.num_heads, attn.num_kv_heads
+    q = split_heads(attn.q_proj(h), H)  # (B, H, L, E)
+    k = split_heads(attn.k_proj(h), G)  # (B, G, L, E)
+    v = split_heads(attn.v_proj(h), G)  # (B, G, L, E)
+    if attn.rotary:
+        q, k = rotary_embedding(q, positions), rotary_embedding(k, positions)  # at their absolute positions
+    cache = KVCache(k, v) if cache is None else cache.append(k, v)  # (B, G, t + L, E)
+    keys, values = cache.keys, cache.values  # (B, G, S, E), S = t + L
+    if G < H:  # query head h reads key/value head h // (H/G)
+        keys, values = keys.repeat_interleave(H // G, dim=1), values.repeat_interleave(H // G, dim=1)
+    key_positions = torch.arange(keys.shape[2], device=h.device)  # (S,)
+    mask = key_positions[None, :] <= positions[:, None]  # (L, S): a query sees its own and earlier positions
+    bias = None
+    if attn.alibi:  # -m_h |p - p'| from each query's absolute position p to every key's p'
+        offset = (positions[:, None] - key_positions[None, :]).abs()  # (L, S)
+        bias = (-alibi_slopes(H).to(h.device)[:, None, None] * offset)[None].to(q.dtype)  # (1, H, L, S)
+    out, _ = scaled_dot_product_attention(q, keys, values, mask, bias=bias)  # (B, H, L, E)
+    return attn.out_proj(merge_heads(out)), cache  # (B, L, D)
+
+
+def _extend(model: CharTransformerLM, ids: torch.Tensor, caches: list[KVCache | None], start: int
+            ) -> tuple[torch.Tensor, list[KVCache]]:
+    """Run ``ids`` (B, L), at positions start..start+L-1, through every layer with its cache."""
+    L = ids.shape[1]
+    x = model.embedding(ids)  # (B, L, D)
+    if model.positions is not None:  # learned positions: the rows of these absolute positions
+        x = x + model.positions.embedding.weight[start:start + L].to(x.dtype)  # (B, L, D) + (L, D)
+    positions = torch.arange(start, start + L, device=ids.device)  # (L,)
+    new_caches = []
+    for layer, cache in zip(model.layers, caches):
+        if layer.norm_first:  # x + Attn(LN(x)), then x + FF(LN(x))
+            attended, cache = _attend_cached(layer.self_attn, layer.norm1(x), cache, positions)
+            x = x + attended
+            x = x + layer.feed_forward(layer.norm2(x))
+        else:  # post-norm: LN(x + Attn(x)), then LN(x + FF(x))
+            attended, cache = _attend_cached(layer.self_attn, x, cache, positions)
+            x = layer.norm1(x + attended)
+            x = layer.norm2(x + layer.feed_forward(x))
+        new_caches.append(cache)
+    return model.output(model.norm(x)), new_caches  # (B, L, vocab_size), N_ell caches
+
+
+@torch.no_grad()
+def prefill(model: CharTransformerLM, ids: torch.Tensor) -> tuple[torch.Tensor, list[KVCache]]:
+    r"""Read a prompt in one parallel pass and keep every layer's keys and values.
+
+    ``ids`` (B, T), 1 <= T <= ``model.context``. Returns the logits (B, T,
+    vocab_size), equal (up to float rounding) to ``model(ids)[0]``, and a list
+    of :math:`N_\ell` :class:`~attention_course.efficient.KVCache`, one per
+    layer, each with keys and values (B, G, T, D/H): G key/value heads (G = H
+    unless the layer's attention is grouped-query), the keys *after* their
+    rotary rotation (with ``positions="rotary"``), so that no cached key needs
+    to be touched again. Continue with :func:`decode_step`.
+    """
+    model = _check_lm(model)
+    _check_ids("ids", ids, 2, model.vocab_size)
+    T = ids.shape[1]
+    if not 1 <= T <= model.context:
+        raise ValueError(f"ids (B, T) = {shape_str(ids)} must have 1 <= T <= context={model.context}")
+    return _extend(model, ids, [None] * len(model.layers), 0)
+
+
+@torch.no_grad()
+def decode_step(model: CharTransformerLM, ids_t: torch.Tensor, caches: Sequence[KVCache]
+                ) -> tuple[torch.Tensor, list[KVCache]]:
+    """Feed one new token per row, at position t = the caches' length, and extend the caches.
+
+    ``ids_t`` (B, 1); ``caches`` a list of one
+    :class:`~attention_course.efficient.KVCache` per layer holding t positions
+    (from :func:`prefill` or an earlier step), t < ``model.context``. In each
+    layer only the new token is projected: its query and key are rotated to
+    position t (rotary), its ALiBi bias runs from t to every cached position,
+    or it gets the learned vector of position t; its key and value are
+    appended, and its one query attends over all t + 1 keys. Then the
+    residual, the feed-forward network, the final norm and the read-out, as in
+    the full forward pass.
+
+    Returns the logits of the new position (B, 1, vocab_size), equal (up to
+    float rounding) to row t of ``model(all ids so far)[0]``, and new caches
+    holding t + 1 positions; the caches passed in are not changed.
+    """
+    model = _check_lm(model)
+    _check_ids("ids_t", ids_t, 2, model.vocab_size)
+    if ids_t.shape[1] != 1:
+        raise ValueError(f"ids_t must be one new token per row, (B, 1), got shape {shape_str(ids_t)}")
+    caches = _check_caches(model, caches, ids_t.shape[0])
+    return _extend(model, ids_t, caches, caches[0].length)
+
+
+@torch.no_grad()
+def generate_cached(model: CharTransformerLM, prompt_ids: torch.Tensor, n: int, *, temperature: float = 1.0,
+                    top_k: int | None = None, top_p: float | None = None, seed: int = 0) -> torch.Tensor:
+    """:func:`generate` with a key-value cache: the same tokens, each step feeding only the newest one.
+
+    :func:`prefill` reads the prompt (T0,) or (B, T0) once; then every step
+    draws the next token from the last logits exactly as :func:`generate`
+    does (:func:`~attention_course.sampling.sample_next`, one generator seeded
+    with ``seed``) and runs :func:`decode_step` on it. Returns the ``n`` new
+    ids, (n,) or (B, n): the tokens :func:`generate` returns with the same
+    arguments, as long as the model never reads more than its window, that is
+    T0 + n - 1 <= ``model.context`` (the last new token is drawn, not read).
+    Beyond that :func:`generate` slides its window, dropping the oldest ids
+    and recomputing the rest without them, while a cache keeps every past key
+    and value, so the two would differ: that is a ValueError here.
+    """
+    model = _check_lm(model)
+    _check_ids("prompt_ids", prompt_ids, None, model.vocab_size)
+    if prompt_ids.dim() not in (1, 2) or prompt_ids.shape[-1] < 1:
+        raise ValueError(f"prompt_ids must be (T0,) or (B, T0) with T0 >= 1, got shape {shape_str(prompt_ids)}")
+    n = _positive_int("n", n)
+    T0 = prompt_ids.shape[-1]
+    if T0 + n - 1 > model.context:
+        raise ValueError(f"a prompt of T0={T0} ids and n={n} new ones make the model read T0 + n - 1 = "
+                         f"{T0 + n - 1} positions, more than its context={model.context}. Past the window "
+                         "lm.generate slides it (drops the oldest ids and recomputes the rest), while a "
+                         "cache keeps every past key and value, so the two would no longer agree: use "
+                         "lm.generate, or n <= context - T0 + 1")
+    single = prompt_ids.dim() == 1
+    ids = prompt_ids[None] if single else prompt_ids  # (B, T0)
+    generator = torch.Generator().manual_seed(seed)
+    was_training = model.training
+    model.eval()
+    try:
+        logits, caches = prefill(model, ids)  # (B, T0, vocab_size), N_ell x (B, G, T0, D/H)
+        new = []
+        for i in range(n):
+            nxt = sample_next(logits[:, -1], temperature=temperature, top_k=top_k, top_p=top_p,
+                              generator=generator)  # (B,)
+            new.append(nxt)
+            if i < n - 1:  # the last token is only drawn
+                logits, caches = decode_step(model, nxt[:, None], caches)  # (B, 1, vocab_size)
+    finally:
+        model.train(was_training)
+    out = torch.stack(new, dim=1)  # (B, n)
+    return out[0] if single else out

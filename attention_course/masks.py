@@ -105,7 +105,7 @@ def sliding_window_mask(
         causal: look back only (True) or both ways (False).
 
     Returns:
-        bool tensor (L, S); ``True`` = may attend. Taught in chapter 10.
+        bool tensor (L, S); ``True`` = may attend. Taught in chapter 11.
 
     Equivalent to ``torch.ones(L, S, dtype=torch.bool).tril().triu(1 - window)`` when causal.
     """

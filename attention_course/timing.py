@@ -136,7 +136,7 @@ def peak_memory(fn: Callable[[], object]) -> int:
     calls add little. It cannot run inside another ``torch.profiler`` session.
     It sets the environment variable ``KINETO_LOG_LEVEL`` to 6 unless already
     set, which stops the profiler printing two log lines per call. Used in
-    chapter 10 to compare standard and tiled attention.
+    chapter 11 to compare standard and tiled attention.
     """
     import os
 

@@ -271,7 +271,7 @@ def greedy_decode(model: Transformer, src: torch.Tensor, lengths: torch.Tensor, 
     ``<eos>``) and the last decoder layer's cross-attention weights averaged
     over heads, (B, T, S). Same signature as
     :func:`attention_course.seq2seq.greedy_decode`. Each step reruns the
-    decoder over the whole prefix; chapter 10's KV cache avoids that.
+    decoder over the whole prefix; chapter 11's KV cache avoids that.
     """
     was_training = model.training
     model.eval()

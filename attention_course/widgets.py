@@ -447,7 +447,7 @@ def tiling_explorer(
     time_n: int | None = None,
     picture_n: int | None = None,
 ) -> Explorer:
-    """Step through the block sizes of tiled attention: which tile is live, peak memory, time (chapter 10).
+    """Step through the block sizes of tiled attention: which tile is live, peak memory, time (chapter 11).
 
     Draws only the numbers it is given (measure them first, e.g. with
     :func:`attention_course.timing.peak_memory`); it times nothing itself.

@@ -1,4 +1,4 @@
-"""Sentence pairs for inference, the decomposable attention model, and the translation baselines of chapter 9.
+"""Sentence pairs for inference, the decomposable attention model, and the translation baselines of chapter 10.
 
 The NLI generator is checked against its own stated rule (``nli_label``, which
 reads only the two sentences), the alignments against the roles the words

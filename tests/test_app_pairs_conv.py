@@ -1,4 +1,4 @@
-"""Chapter 9b's order-aware baseline and learning curves (``pairs.ConvMaxPoolClassifier``,
+"""Chapter 10b's order-aware baseline and learning curves (``pairs.ConvMaxPoolClassifier``,
 ``pairs.train_with_checkpoints``).
 
 The convolution is checked against a per-position computation written out from its

@@ -1,4 +1,4 @@
-"""Chapter 9's series, DNA and purchase-history applications: data rules, model invariants, PyTorch agreement.
+"""Chapter 10's series, DNA and purchase-history applications: data rules, model invariants, PyTorch agreement.
 
 The generators must obey the rules their docstrings state (checked on the
 data, not on the generator's own bookkeeping alone); the models' weights must
@@ -6,7 +6,7 @@ be distributions that respect masks; and where a model attends, the result
 must match PyTorch's ``scaled_dot_product_attention`` or
 ``nn.TransformerEncoderLayer`` with copied weights.
 
-Chapter 9d's two baselines are here too: ``MotifMaxPoolClassifier`` (DeepBind-style
+Chapter 10d's two baselines are here too: ``MotifMaxPoolClassifier`` (DeepBind-style
 max-pooling for DNA) must pool by each channel's maximum over the real positions
 only (padding never changes a logit) and point ``peak_position`` at the planted
 motif once trained; ``NextItemGRU`` (a GRU4Rec-style recurrent recommender) must

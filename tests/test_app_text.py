@@ -1,4 +1,4 @@
-"""Attention for text (``attention_course.applications.text``, chapter 9a).
+"""Attention for text (``attention_course.applications.text``, chapter 10a).
 
 The data generators are checked against their documented rules (the review
 label rule, the planted key sentences), attention pooling against PyTorch's

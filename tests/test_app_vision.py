@@ -1,4 +1,4 @@
-"""Chapter 9, vision: the shape images, patchify, the tiny ViT and its baselines, and the attention read-outs.
+"""Chapter 10, vision: the shape images, patchify, the tiny ViT and its baselines, and the attention read-outs.
 
 The ViT's patch embedding is checked against ``nn.Conv2d`` (kernel = stride = P),
 its attention against ``torch.nn.functional.scaled_dot_product_attention``, and

@@ -1375,7 +1375,7 @@ PRE_NORM_WRONG = {
         "padding is not masked"),
 }
 
-# --------------------------------------------------------------------------- chapter 10: solutions and wrong answers
+# --------------------------------------------------------------------------- chapter 11: solutions and wrong answers
 
 
 def online_softmax_update_ok(m, l, block):
@@ -1539,7 +1539,7 @@ LINEAR_ATTENTION_WRONG = {
 }
 
 
-# --------------------------------------------------------------------------- chapter 9: solutions and wrong answers
+# --------------------------------------------------------------------------- chapter 10: solutions and wrong answers
 
 
 def attention_pool_ok(h, query, mask):
@@ -1956,7 +1956,7 @@ def test_encoder_block_variants_match_torch():
 
 
 def test_chapter9_references_match_torch():
-    """The references the chapter 9 checks compare with are PyTorch's own: attention pooling and soft alignment
+    """The references the chapter 10 checks compare with are PyTorch's own: attention pooling and soft alignment
     are F.scaled_dot_product_attention (one query; scale 1 in both directions), patchify is F.unfold, and a
     Linear on the patches is the strided Conv2d of a patch embedding."""
     F = torch.nn.functional
@@ -1964,19 +1964,19 @@ def test_chapter9_references_match_torch():
     h = torch.randn(3, 6, 8, generator=gen, dtype=torch.float64)  # (B, T, D)
     q = torch.randn(8, generator=gen, dtype=torch.float64)
     mask = torch.tensor([[True] * 6, [True] * 2 + [False] * 4, [False] * 6])  # (B, T): the last sequence is empty
-    pooled, weights = checks.ch09._ref_attention_pool(h, q, mask)
+    pooled, weights = checks.ch10._ref_attention_pool(h, q, mask)
     theirs = F.scaled_dot_product_attention(q.expand(2, 1, 8), h[:2], h[:2], attn_mask=mask[:2, None, :])[:, 0]
     assert torch.allclose(pooled[:2], theirs, atol=1e-12)
     assert torch.all(weights[2] == 0) and torch.all(pooled[2] == 0)
 
     a = torch.randn(2, 4, 5, generator=gen, dtype=torch.float64)  # (B, La, D)
     b = torch.randn(2, 7, 5, generator=gen, dtype=torch.float64)  # (B, Lb, D)
-    beta, alpha, e = checks.ch09._ref_soft_align(a, b)
+    beta, alpha, e = checks.ch10._ref_soft_align(a, b)
     assert torch.allclose(beta, F.scaled_dot_product_attention(a, b, b, scale=1.0), atol=1e-12)
     assert torch.allclose(alpha, F.scaled_dot_product_attention(b, a, a, scale=1.0), atol=1e-12)
 
     images = torch.randn(2, 3, 8, 12, generator=gen, dtype=torch.float64)  # (B, C, H, W)
-    patches = checks.ch09._ref_patchify(images, 4)  # (B, N, C·P·P): applications.vision.patchify
+    patches = checks.ch10._ref_patchify(images, 4)  # (B, N, C·P·P): applications.vision.patchify
     assert torch.equal(patches, F.unfold(images, kernel_size=4, stride=4).transpose(1, 2))
     conv = torch.nn.Conv2d(3, 5, kernel_size=4, stride=4, dtype=torch.float64)
     with torch.no_grad():
@@ -1986,11 +1986,11 @@ def test_chapter9_references_match_torch():
 
 def test_seasonal_naive_reference_is_the_formula():
     """ŷ_(T+h) = y_(T+h-m·k), k = ceil(h/m), in 1-based time: the reference of check_seasonal_naive."""
-    y = checks.ch09._seasonal_series(0, 13, 5)
+    y = checks.ch10._seasonal_series(0, 13, 5)
     T = len(y)
     for m, H in ((5, 12), (1, 3), (13, 13), (3, 2)):
         expected = [y[T + h - m * -(-h // m) - 1] for h in range(1, H + 1)]  # y_t is y[t - 1]
-        assert torch.equal(checks.ch09._ref_seasonal_naive(y, m, H), torch.stack(expected))
+        assert torch.equal(checks.ch10._ref_seasonal_naive(y, m, H), torch.stack(expected))
 
 
 def test_the_checks_package_exports_each_chapter_modules_checks_once():
@@ -1999,7 +1999,7 @@ def test_the_checks_package_exports_each_chapter_modules_checks_once():
     import pkgutil
 
     modules = [m.name for m in pkgutil.iter_modules(checks.__path__) if m.name.startswith("ch")]
-    assert modules == [f"ch{n:02d}" for n in range(11)]
+    assert modules == [f"ch{n:02d}" for n in range(12)]
     owners: dict[str, str] = {}
     for name in modules:
         module = importlib.import_module(f"attention_course.checks.{name}")

@@ -15,7 +15,7 @@ import torch
 import attention_course as ac
 from attention_course import checks
 from attention_course.applications import text as tx
-from attention_course.checks import ch08, ch09, ch10
+from attention_course.checks import ch08, ch10, ch11
 from _helpers import (
     assert_accepted,
     assert_rejected_with_hint,
@@ -237,7 +237,7 @@ RESIDUAL_NORMS_WRONG = {
 }
 
 
-# --------------------------------------------------------------------------- chapter 9
+# --------------------------------------------------------------------------- chapter 10
 
 
 def _pool_weights(h, q, mask, scores):
@@ -476,7 +476,7 @@ ERASURE_WRONG = {
 }
 
 
-# --------------------------------------------------------------------------- chapter 10
+# --------------------------------------------------------------------------- chapter 11
 
 
 def _os_m0(m, l, block):
@@ -689,12 +689,12 @@ NEW_WRONG = [
     (checks.check_patchify, PATCHIFY_NEW),
     (checks.check_seasonal_naive, SEASONAL_NAIVE_NEW),
     (checks.check_mase, MASE_NEW),
-    (ch09.check_erasure_flip_rates, ERASURE_WRONG),
+    (ch10.check_erasure_flip_rates, ERASURE_WRONG),
     (checks.check_online_softmax_update, ONLINE_SOFTMAX_NEW),
     (checks.check_attention_block_update, BLOCK_UPDATE_NEW),
     (checks.check_cached_attention_step, CACHED_NEW),
     (checks.check_linear_attention, LINEAR_NEW),
-    (ch10.check_kv_cache_bytes, KV_WRONG),
+    (ch11.check_kv_cache_bytes, KV_WRONG),
 ]
 
 ACCEPTED = [
@@ -714,7 +714,7 @@ ACCEPTED = [
 
 @pytest.fixture(autouse=True, scope="module")
 def _erasure_labels():
-    _, test = ch09._erasure_setup()
+    _, test = ch10._erasure_setup()
     _LABELS.update({300: test.labels[:300], 200: test.labels[:200]})
 
 
@@ -737,8 +737,8 @@ def test_each_existing_check_gets_at_least_eight_new_wrong_answers():
 
 EXPERIMENTS = [
     (ch08.check_residual_norms, residual_norms_ok),
-    (ch09.check_erasure_flip_rates, erasure_flip_rates_ok),
-    (ch10.check_kv_cache_bytes, kv_cache_bytes_ok),
+    (ch10.check_erasure_flip_rates, erasure_flip_rates_ok),
+    (ch11.check_kv_cache_bytes, kv_cache_bytes_ok),
 ]
 
 QUESTIONS = [  # (check, the right answer, {wrong answer: a word of its own hint})
@@ -746,10 +746,10 @@ QUESTIONS = [  # (check, the right answer, {wrong answer: a word of its own hint
                                          0.0: "sum to 0", 63**0.5: "D - 1", 0.125: "unit vector"}),
     (ch08.check_residual_growth_prediction, "b", {"a": "post-norm only", "c": "cannot grow",
                                                   "d": "not 1"}),
-    (ch09.check_mase_meaning, "c", {"a": "within the history", "b": "not a share", "d": "no units"}),
-    (ch10.check_running_max_start, "b", {"a": "never raises the max", "c": "nothing overflows",
+    (ch10.check_mase_meaning, "c", {"a": "within the history", "b": "not a share", "d": "no units"}),
+    (ch11.check_running_max_start, "b", {"a": "never raises the max", "c": "nothing overflows",
                                          "d": "can only rise"}),
-    (ch10.check_gqa_cache_size, 0.5, {2.0: "without grouping", 0.25: "keys and values", 1.0: "not 4",
+    (ch11.check_gqa_cache_size, 0.5, {2.0: "without grouping", 0.25: "keys and values", 1.0: "not 4",
                                       0.5 / 32: "32 layers", 2 * 32 * 8 * 128 * 4096 * 2 / 1e9: "GiB",
                                       512.0: "MiB"}),
 ]
@@ -792,14 +792,14 @@ def test_experiment_references_are_measured_not_typed():
     assert curve[-1] > 1.2 * curve[0]  # pre-norm grows
     flat, _ = ch08._residual_norms_reference(False, 12, 0)
     assert all(abs(v - 32**0.5) < 0.01 for v in flat[1:])  # post-norm: sqrt(D) after every block
-    assert ch10._measured_cache_bytes(2, 16, 4, 5, 3, torch.float32) == kv_cache_bytes_ok(2, 4, 4, 5, 4, 3)
-    model, test = ch09._erasure_setup()
-    top, rand, _ = ch09._erasure_reference(model, test.tokens, test.lengths, test.labels, 0)
+    assert ch11._measured_cache_bytes(2, 16, 4, 5, 3, torch.float32) == kv_cache_bytes_ok(2, 4, 4, 5, 4, 3)
+    model, test = ch10._erasure_setup()
+    top, rand, _ = ch10._erasure_reference(model, test.tokens, test.lengths, test.labels, 0)
     assert top > 0.15 and top > 4 * rand  # the weights point at words the prediction uses
 
 
 def test_new_checks_are_exported_by_their_modules():
     names = {"check_layer_norm_length", "check_residual_growth_prediction", "check_residual_norms"}
     assert names <= set(ch08.__all__)
-    assert {"check_mase_meaning", "check_erasure_flip_rates"} <= set(ch09.__all__)
-    assert {"check_running_max_start", "check_kv_cache_bytes", "check_gqa_cache_size"} <= set(ch10.__all__)
+    assert {"check_mase_meaning", "check_erasure_flip_rates"} <= set(ch10.__all__)
+    assert {"check_running_max_start", "check_kv_cache_bytes", "check_gqa_cache_size"} <= set(ch11.__all__)

@@ -1,4 +1,4 @@
-"""Efficient attention (chapter 10) against code we did not write and against the O(n^2) forms.
+"""Efficient attention (chapter 11) against code we did not write and against the O(n^2) forms.
 
 - ``online_softmax`` against ``torch.softmax``;
 - ``tiled_attention`` against ``torch.nn.functional.scaled_dot_product_attention``

@@ -333,3 +333,97 @@ def test_head_scores_refuse_bad_input():
         lm.induction_score(torch.zeros(4, 4), 4)
     with pytest.raises(ValueError, match="floating-point"):
         lm.induction_score(torch.zeros(4, 4, dtype=torch.long), 2)
+
+
+# --------------------------------------------------------------------------- Kneser-Ney n-gram baseline
+
+
+def _kn_reference(train: list[int], V: int, n: int, D: float, context: list[int], w: int) -> float:
+    """Interpolated Kneser-Ney written from the textbook definition, with dicts and loops."""
+    from collections import Counter, defaultdict
+
+    def count(k):  # order k: counts of (k+1)-grams; raw at the top order, continuation below
+        grams = [tuple(train[i:i + k + 1]) for i in range(len(train) - k)]
+        if k == n - 1:
+            return Counter(grams)
+        left = defaultdict(set)
+        for i in range(1, len(train) - k):
+            left[tuple(train[i:i + k + 1])].add(train[i - 1])
+        return Counter({g: len(s) for g, s in left.items()})
+
+    p = 1.0 / V
+    for k in range(n):
+        if len(context) < k:
+            break
+        c = count(k)
+        h = tuple(context[len(context) - k:]) if k else ()
+        c_h = sum(v for g, v in c.items() if g[:-1] == h)
+        types = sum(1 for g in c if g[:-1] == h)
+        if c_h:
+            p = (max(c.get(h + (w,), 0) - D, 0) + D * types * p) / c_h
+    return p
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4])
+def test_kneser_ney_matches_the_textbook_definition(n):
+    g = torch.Generator().manual_seed(n)
+    V = 4
+    train = torch.randint(0, V, (60,), generator=g)
+    model = lm.KneserNey(train, V, n, discount=0.6)
+    for context in ([], [1], [2, 3], [0, 0, 0], [3, 1, 2, 0]):
+        got = model.next_probs(torch.tensor(context, dtype=torch.long))
+        want = [_kn_reference(train.tolist(), V, n, 0.6, context[-(n - 1):] if n > 1 else [], w)
+                for w in range(V)]
+        assert got.tolist() == pytest.approx(want, abs=1e-12)
+
+
+def test_kneser_ney_distributions_sum_to_one_even_for_unseen_contexts():
+    train = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])  # characters 3 and 4 never occur
+    model = lm.KneserNey(train, 5, 3)
+    for context in ([0, 1], [4, 4], [3], [2, 3, 4, 0]):
+        p = model.next_probs(torch.tensor(context))
+        assert p.sum().item() == pytest.approx(1.0) and (p > 0).all()
+    # an unseen character still costs finitely many bits
+    assert math.isfinite(model.bits(torch.tensor([4, 3, 4, 3])))
+
+
+def test_kneser_ney_bits_averages_next_probs_over_every_target():
+    data = torch.randint(0, 6, (300,), generator=torch.Generator().manual_seed(0))
+    model = lm.KneserNey(data[:250], 6, 3)
+    val = data[250:]
+    by_hand = -sum(math.log2(model.next_probs(val[:t])[val[t]].item()) for t in range(1, len(val)))
+    assert model.bits(val) == pytest.approx(by_hand / (len(val) - 1))
+
+
+def test_kneser_ney_beats_the_bigram_on_text_with_longer_structure():
+    text = "the cat sat on the mat. " * 40
+    vocab = lm.CharVocab.from_text(text)
+    ids = vocab.encode(text)
+    train, val = ids[:800], ids[800:]
+    bigram = lm.bigram_bits(train, val, len(vocab))
+    assert lm.KneserNey(train, len(vocab), 4).bits(val) < bigram / 3
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(n=0), "n must be"), (dict(discount=1.0), "discount"), (dict(discount=0), "discount"),
+    (dict(vocab_size=2), "outside a vocabulary"), (dict(n=40), "too large"),
+    (dict(n=5), "at least 6"),
+])
+def test_kneser_ney_rejects_bad_arguments(kwargs, match):
+    args = dict(train=torch.tensor([0, 1, 2, 1, 0]), vocab_size=3, n=2) | kwargs
+    with pytest.raises(ValueError, match=match):
+        lm.KneserNey(**args)
+
+
+def test_kneser_ney_generate_is_seeded_and_follows_the_counts():
+    train = torch.tensor([0, 1, 2] * 30)  # 0 -> 1 -> 2 -> 0 always
+    model = lm.KneserNey(train, 4, 3, discount=0.1)
+    a = model.generate(torch.tensor([0, 1]), 50, seed=3)
+    assert torch.equal(a, model.generate(torch.tensor([0, 1]), 50, seed=3))
+    assert a.shape == (50,) and a.dtype == torch.long
+    # with a small discount the continuation of ...0 1 is almost always 2, 0, 1, 2, ...
+    expected = torch.tensor([2, 0, 1] * 17)[:50]
+    assert (a == expected).float().mean() > 0.8
+    assert model.generate(torch.tensor([], dtype=torch.long), 5).shape == (5,)
+    with pytest.raises(ValueError, match="n must be"):
+        model.generate(torch.tensor([0]), 0)

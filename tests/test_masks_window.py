@@ -1,4 +1,4 @@
-"""sliding_window_mask (chapter 10): against an explicit double loop, torch's tril/triu, and causal_mask."""
+"""sliding_window_mask (chapter 11): against an explicit double loop, torch's tril/triu, and causal_mask."""
 
 from __future__ import annotations
 

@@ -111,7 +111,7 @@ TEX_COMMANDS = frozenset("""
     alpha beta gamma delta epsilon varepsilon theta kappa lambda mu pi rho sigma tau
     phi omega ell Delta Theta Pi
     mathbb mathcal mathrm mathit mathtt text operatorname
-    frac sqrt sum exp log max arg sin cos tanh bmod
+    frac sqrt sum exp log ln max arg sin cos tanh bmod
     top cdot cdots dots times odot wedge partial nabla infty
     in to leftarrow iff mid sim propto approx pm
     le leq ge geq ll ne neq

@@ -1,4 +1,4 @@
-"""peak_memory (chapter 10): known allocations, frees, and standard vs tiled attention.
+"""peak_memory (chapter 11): known allocations, frees, and standard vs tiled attention.
 
 The first call starts torch's profiler (about a second), so the checks share
 few calls.

@@ -48,10 +48,11 @@ CHAPTERS = {  # key: (title, chapter notebook stems, exercise notebook stem or N
     "6": ("Multi-head attention", ["06_multi_head_attention"], "06_multi_head_attention_exercises"),
     "7": ("Positional encoding", ["07_positional_encoding"], "07_positional_encoding_exercises"),
     "8": ("The Transformer", ["08_transformer"], "08_transformer_exercises"),
-    "9": ("Applications (9.1-9.4)", ["09_applications", "09a_text_classification_and_summarization",
-                                     "09b_matching_and_translation", "09c_vision_transformer",
-                                     "09d_time_series_dna_recommendation"], "09_applications_exercises"),
-    "10": ("Efficient attention", ["10_efficient_attention"], "10_efficient_attention_exercises"),
+    "9": ("Language models", ["09_language_models"], "09_language_models_exercises"),
+    "10": ("Applications (10.1-10.4)", ["10_applications", "10a_text_classification_and_summarization",
+                                      "10b_matching_and_translation", "10c_vision_transformer",
+                                      "10d_time_series_dna_recommendation"], "10_applications_exercises"),
+    "11": ("Efficient attention", ["11_efficient_attention"], "11_efficient_attention_exercises"),
     "M": ("Appendix: misconceptions", ["misconceptions"], None),
 }
 
@@ -59,16 +60,16 @@ CHAPTERS = {  # key: (title, chapter notebook stems, exercise notebook stem or N
 SYLLABI = {
     "1 week (five days of about half a day each)": [
         ("Day 1", ["0", "1"]), ("Day 2", ["2", "3"]), ("Day 3", ["5", "6"]),
-        ("Day 4", ["7", "8"]), ("Day 5", ["10", "M(r)"]),
+        ("Day 4", ["7", "8"]), ("Day 5", ["9", "11(r)"]),
     ],
     "4 weeks (two sessions a week)": [
         ("Week 1", ["0", "1", "2"]), ("Week 2", ["3", "4", "5"]),
-        ("Week 3", ["6", "7", "8"]), ("Week 4", ["9(r)", "10", "M(r)"]),
+        ("Week 3", ["6", "7", "8"]), ("Week 4", ["9", "10(r)", "11(r)", "M(r)"]),
     ],
     "12 weeks (one topic a week, a project in the last weeks)": [
         ("Week 1", ["0"]), ("Week 2", ["1"]), ("Week 3", ["2"]), ("Week 4", ["3"]), ("Week 5", ["4"]),
         ("Week 6", ["5"]), ("Week 7", ["6"]), ("Week 8", ["7"]), ("Week 9", ["8", "M(r)"]),
-        ("Week 10", ["9"]), ("Week 11", ["10"]), ("Week 12", []),
+        ("Week 10", ["9"]), ("Week 11", ["10(r)", "11"]), ("Week 12", []),
     ],
 }
 

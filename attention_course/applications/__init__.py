@@ -1,6 +1,6 @@
 """Attention at work in other fields: one module per field, each with its seeded toy data and small model.
 
-Chapter 9 trains each of these inside a notebook. The modules build on the core
+Chapter 10 trains each of these inside a notebook. The modules build on the core
 (masks → attention → multihead → positional → transformer) and nothing in the
 core imports them.
 

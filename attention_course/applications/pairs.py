@@ -1,7 +1,7 @@
 r"""Two sentences at once: natural language inference (NLI) with cross-attention.
 
-Taught in chapter 9, section "Two sentences: matching and translation"
-(``chapters/09b_matching_and_translation.ipynb``).
+Taught in chapter 10, section "Two sentences: matching and translation"
+(``chapters/10b_matching_and_translation.ipynb``).
 
 - :func:`nli_pairs`: seeded premise/hypothesis pairs from a small grammar,
   labelled entailment, neutral or contradiction, each with its true word
@@ -316,7 +316,7 @@ def in_context(x: torch.Tensor, lengths: torch.Tensor, radius: int = 1) -> torch
     padding positions are all zeros. x (B, T, D), lengths (B,) -> (B, T, 3D);
     ``radius=0`` returns x alone (B, T, D), padding zeroed. In our grammar a colour stands just
     before its noun, so with ``radius=1`` a noun's vector holds its colour,
-    and the colour's vector its noun. Chapter 9 (``09b_matching_and_translation``).
+    and the colour's vector its noun. Chapter 10 (``10b_matching_and_translation``).
     """
     if x.dim() != 3 or lengths.shape != (x.shape[0],):
         raise ValueError(f"x must be (B, T, D) and lengths (B,), got {tuple(x.shape)} and {tuple(lengths.shape)}")
@@ -361,7 +361,7 @@ class DecomposableAttention(nn.Module):
 
     ``forward(premise (B, T_a), premise_lengths (B,), hypothesis (B, T_b), hypothesis_lengths (B,))``
     returns logits (B, 3) and ``{"premise_to_hypothesis": (B, T_a, T_b), "hypothesis_to_premise": (B, T_b, T_a)}``;
-    rows of padding queries are zero. Taught in chapter 9 (``09b_matching_and_translation``).
+    rows of padding queries are zero. Taught in chapter 10 (``10b_matching_and_translation``).
     """
 
     def __init__(self, vocab_size: int, embed_size: int = 32, hidden_size: int = 48, num_classes: int = 3,
@@ -410,7 +410,7 @@ class MeanPoolClassifier(nn.Module):
     :math:`v` alone: can the label be guessed without reading the premise?
 
     Same call as :class:`DecomposableAttention`; returns logits (B, 3) and None
-    (nothing attends). Chapter 9's baseline (``09b_matching_and_translation``).
+    (nothing attends). Chapter 10's baseline (``10b_matching_and_translation``).
     """
 
     def __init__(self, vocab_size: int, embed_size: int = 32, hidden_size: int = 80, num_classes: int = 3,
@@ -460,7 +460,7 @@ class ConvMaxPoolClassifier(nn.Module):
 
     Same call as :class:`DecomposableAttention`; returns logits (B, 3) and None.
     Shapes: ids (B, T), embeddings (B, T, D), channels (B, T, C) with
-    C = ``channels``. Chapter 9's order-aware baseline (``09b_matching_and_translation``).
+    C = ``channels``. Chapter 10's order-aware baseline (``10b_matching_and_translation``).
     """
 
     def __init__(self, vocab_size: int, embed_size: int = 32, channels: int = 64, hidden_size: int = 64,

@@ -1,6 +1,6 @@
 r"""Attention over a series, a genome and a shopping history: three seeded toy tasks and their small models.
 
-Chapter 9 (``chapters/09d_time_series_dna_recommendation.ipynb``) trains each one.
+Chapter 10 (``chapters/10d_time_series_dna_recommendation.ipynb``) trains each one.
 
 - **Time series.** :func:`seasonal_series` draws a noisy series with a season
   length :math:`T_\text{season}` = ``period`` (a day of hourly readings, say) and
@@ -622,8 +622,8 @@ class MotifMaxPoolClassifier(nn.Module):
     positions, ``[m, mean_j h_j] w + b``, DeepBind's other option. The
     convolution is the one of :class:`MotifAttentionClassifier` (no layer norm:
     DeepBind has none, and a maximum needs no common scale); DeepBind's
-    optional hidden layer and dropout are left out. Chapter 9
-    (``chapters/09d_time_series_dna_recommendation.ipynb``) compares the two.
+    optional hidden layer and dropout are left out. Chapter 10
+    (``chapters/10d_time_series_dna_recommendation.ipynb``) compares the two.
 
     ``forward(tokens (B, T), lengths=None)`` -> logits (B,), features h
     (B, T, C); padded positions (at or after ``lengths[n]``) are zeros to the
@@ -834,9 +834,9 @@ class NextItemGRU(nn.Module):
     GRU4Rec (Hidasi et al. 2016) trains this model on sessions with
     session-parallel minibatches and ranking losses over sampled items; its
     later version also offers cross-entropy (Hidasi and Karatzoglou 2018).
-    Chapter 9 trains it like :class:`NextItemTransformer` (cross-entropy over
+    Chapter 10 trains it like :class:`NextItemTransformer` (cross-entropy over
     the whole catalogue), so that the two differ only in how they read the
-    history (``chapters/09d_time_series_dna_recommendation.ipynb``).
+    history (``chapters/10d_time_series_dna_recommendation.ipynb``).
 
     ``forward(items (B, T))`` -> scores (B, T, num_items). No padding
     argument: the state at step t never sees later steps, so the scores of

@@ -1,7 +1,7 @@
 r"""Attention for text: attention pooling for classification, sentence attention for summaries.
 
-Two seeded toy tasks and the small models that solve them (chapter 9, section
-"Attention for text", ``chapters/09a_text_classification_and_summarization.ipynb``).
+Two seeded toy tasks and the small models that solve them (chapter 10, section
+"Attention for text", ``chapters/10a_text_classification_and_summarization.ipynb``).
 
 **Reviews** (:func:`reviews`): word-salad movie reviews of filler words with one
 or two *opinion phrases*. A phrase is an opinion word (``good``, ``dull``, ...),
@@ -282,7 +282,7 @@ class AttentionPooling(nn.Module):
     chapter 3.
 
     ``forward(states (B, S, D), mask (B, S) bool, True = real)`` -> pooled (B, D), weights (B, S).
-    Taught in chapter 9 (``09a_text_classification_and_summarization``).
+    Taught in chapter 10 (``10a_text_classification_and_summarization``).
     """
 
     def __init__(self, state_size: int, key_size: int) -> None:

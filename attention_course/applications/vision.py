@@ -32,7 +32,7 @@ Shapes: images (B, C, R_h, R_w) with C channels, height R_h and width R_w
 N = (R_h/p_img)(R_w/p_img) patches, g = R / p_img of them per side of a square
 image (N = g²); T = 1 + N tokens; D model width; ``num_classes`` classes;
 attention weights (B, H, T, T) per layer, H the number of heads.
-Taught in chapter 9 (``chapters/09c_vision_transformer.ipynb``).
+Taught in chapter 10 (``chapters/10c_vision_transformer.ipynb``).
 """
 
 from __future__ import annotations
@@ -146,7 +146,7 @@ def patchify(images: torch.Tensor, patch_size: int) -> torch.Tensor:
         x.permute(0, 2, 4, 1, 3, 5).reshape(B, N, C * ps * ps)
 
     Raises ``ValueError`` unless images is 4-D and p_img divides R_h and R_w.
-    Taught in chapter 9 (vision).
+    Taught in chapter 10 (vision).
     """
     require_tensor("images", images)
     if images.dim() != 4:

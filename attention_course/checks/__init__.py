@@ -18,7 +18,7 @@ The exercise notebooks call these in their autograded cells; nbgrader counts a
 cell that raises as failed. ``tests/test_checks.py`` shows each check a
 catalogue of wrong answers that it must reject.
 
-The checks live in one module per chapter (``ch00`` ... ``ch10``) and share the
+The checks live in one module per chapter (``ch00`` ... ``ch11``) and share the
 machinery of ``_core``; ``from attention_course import checks; checks.check_softmax(f)``
 finds every one of them here.
 """
@@ -37,6 +37,7 @@ from .ch07 import *  # noqa: F401,F403
 from .ch08 import *  # noqa: F401,F403
 from .ch09 import *  # noqa: F401,F403
 from .ch10 import *  # noqa: F401,F403
+from .ch11 import *  # noqa: F401,F403
 
 __all__ = [
     "NotAttempted",
@@ -80,6 +81,10 @@ __all__ = [
     "check_feed_forward",
     "check_encoder_block",
     "check_pre_norm_block",
+    "check_causal_lm_loss",
+    "check_temperature_probs",
+    "check_top_p_filter",
+    "check_previous_token_head",
     "check_attention_pool",
     "check_soft_align",
     "check_patchify",
@@ -110,6 +115,10 @@ __all__ = [
     "check_layer_norm_length",
     "check_residual_growth_prediction",
     "check_residual_norms",
+    "check_nats_to_bits_question",
+    "check_greedy_cycle_question",
+    "check_masked_lm_question",
+    "check_previous_token_experiment",
     "check_mase_meaning",
     "check_erasure_flip_rates",
     "check_running_max_start",

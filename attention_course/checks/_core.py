@@ -1,6 +1,6 @@
 """What every check shares: comparing arrays, hints, "not attempted yet", the purity guard.
 
-The chapter modules (``ch00`` ... ``ch10``) import these; a learner never calls them.
+The chapter modules (``ch00`` ... ``ch11``) import these; a learner never calls them.
 """
 
 from __future__ import annotations

@@ -1,724 +1,739 @@
-"""Chapter 9, applications: attention pooling, soft alignment, patches, seasonal naive, MASE.
+"""Chapter 9, a language model from attention: the shifted loss, temperature, top-p, previous-token heads.
 
 The checks of ``chapters/09_*_exercises.ipynb``; see :mod:`attention_course.checks`.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+import functools
+import math
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
 
-
 import attention_course as _lib
-import attention_course.applications.sequences  # noqa: F401 (binds _lib.applications.sequences)
-import attention_course.applications.vision  # noqa: F401 (binds _lib.applications.vision)
+import attention_course.lm  # noqa: F401 (binds _lib.lm)
+import attention_course.sampling  # noqa: F401 (binds _lib.sampling)
 
 from .. import masks
-from ..attention import masked_softmax
-from ..applications.sequences import mase as _ref_mase
-from ..applications.sequences import seasonal_naive_forecast
-from ..applications.vision import patchify as _ref_patchify
 from ._core import (
     _own_work,
     _say,
-    NotAttempted,
     _reports_not_attempted,
     _attempt,
     _as_array,
+    _fmt_index,
     _compare,
-    _number,
     _reject_known,
     _call_with_hint,
-    _numbered,
-    _reject_shape,
-    _compare_numbered,
-    _tuple_of,
-    _expect_shapes,
     _check_choice,
+    _check_number,
+    _number,
 )
 
 __all__ = [
-    "check_attention_pool",
-    "check_soft_align",
-    "check_patchify",
-    "check_seasonal_naive",
-    "check_mase",
-    "check_mase_meaning",
-    "check_erasure_flip_rates",
+    "check_causal_lm_loss",
+    "check_nats_to_bits_question",
+    "check_temperature_probs",
+    "check_top_p_filter",
+    "check_greedy_cycle_question",
+    "check_previous_token_head",
+    "check_previous_token_experiment",
+    "check_masked_lm_question",
 ]
 
-
-def _ref_attention_pool(h: torch.Tensor, query: torch.Tensor, mask: torch.Tensor
-                        ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Attention pooling with one learned query: (pooled (B, D), weights (B, T))."""
-    D = h.shape[-1]
-    scores = h @ query / D**0.5  # (B, T, D) @ (D,) -> (B, T)
-    weights = masked_softmax(scores, mask)  # (B, T): 0 on padding, a row of zeros if all padding
-    return (weights.unsqueeze(1) @ h).squeeze(1), weights  # (B, 1, T) @ (B, T, D) -> (B, D)
+F = torch.nn.functional
 
 
-def _reject_pooling_nan(label: str, w: np.ndarray, lengths: list[int]) -> None:
-    for b in range(w.shape[0]):
-        if np.isfinite(w[b]).all():
-            continue
-        if lengths[b] == 0:
-            raise AssertionError(
-                f"weights, {label}: sequence {b} is all padding (length 0) and its weights came out NaN: "
-                f"masked_fill(~mask, -inf) then softmax gives exp(-inf) / sum(exp(-inf)) = 0/0 there. A sequence "
-                f"with no real token must get zero weights (and a zero pooled vector), never NaN: "
-                f"ac.masked_softmax does so, or zero the rows that have no real token"
-            )
-        raise AssertionError(
-            f"weights, {label}: sequence {b} has {lengths[b]} real tokens, yet its weights contain NaN or inf. If "
-            f"a sequence without padding comes out NaN, the mask is inverted: True = a real token, so fill the "
-            f"scores where the mask is False, masked_fill(~mask, float('-inf')). Otherwise an exponential "
-            f"overflowed: subtract each row's max first"
-        )
+# ---------------------------------------------------------------- the causal language-model loss
 
 
-@_reports_not_attempted
-def check_attention_pool(attention_pool: Callable) -> None:
-    """Exercise: ``attention_pool(h (B, T, D), query (D,), mask (B, T)) -> (pooled (B, D), weights (B, T))``:
-    weights = softmax of h·query / sqrt(D) over each sequence's real tokens (mask True), exactly 0 on padding and
-    all 0 for a sequence with no real token; pooled = Σ_t weights_t h_t."""
-    attention_pool = _own_work(
-        "attention_pool", attention_pool,
-        _lib.applications.sequences.AttentionPooling,
-    )
-    names = ("pooled", "weights")
-    hint = ("h is (B, T, D) and query (D,): h @ query is (B, T), one score per token. Each sequence's pooled vector "
-            "is its weights (T,) times its tokens (T, D): weights.unsqueeze(1) @ h is (B, 1, T) @ (B, T, D) = "
-            "(B, 1, D), or (weights[..., None] * h).sum(dim=1) is (B, D)")
-    with _attempt("attention_pool"):
-        # B, T and D all different; lengths: a full sequence, padded ones, and (second) one with no real token
-        # then (third) masks that are not right-padded: padding on the left, holes inside
-        cases = [(91, (3, 5, 4), masks.padding_mask(torch.tensor([5, 3, 1]), 5)),
-                 (92, (4, 6, 8), masks.padding_mask(torch.tensor([2, 6, 0, 4]), 6)),
-                 (90, (2, 6, 5), torch.tensor([[False, False, True, True, True, True],
-                                               [True, False, True, True, False, True]]))]
-        for seed, (B, T, D), mask in cases:
-            gen = torch.Generator().manual_seed(seed)
-            h = torch.randn(B, T, D, generator=gen, dtype=torch.float64)  # (B, T, D)
-            query = torch.randn(D, generator=gen, dtype=torch.float64)  # (D,): h·q / sqrt(D) about N(0, 1)
-            lengths = mask.sum(dim=-1).tolist()  # real tokens per sequence
-            label = (f"attention_pool for B={B}, T={T}, D={D}, lengths={lengths}" if seed != 90 else
-                     f"attention_pool for B={B}, T={T}, D={D}, mask={mask.int().tolist()} (1 = a real token)")
-            result = _call_with_hint(label, attention_pool, (("h", h), ("query", query), ("mask", mask)), hint)
-            if isinstance(result, (tuple, list)) and len(result) == 2:
-                first, second = (_as_array(label, r) for r in result)
-                if first.shape == (B, T) and second.shape == (B, D):
-                    raise AssertionError(f"{label}: you returned (weights, pooled): return (pooled, weights)")
-            pooled, w = _tuple_of(label, result, names)
-            exp_pooled, exp_w = _ref_attention_pool(h, query, mask)
-            _reject_shape(f"weights, {label}", w, (B, T), [
-                ((B, T, 1), "the weights kept a trailing axis of 1: return one weight per token, (B, T)"),
-                ((B, 1, T), "the weights kept an axis of 1 in the middle: return them as (B, T), .squeeze(1)"),
-            ])
-            _reject_shape(f"pooled, {label}", pooled, (B, D), [
-                ((B, T, D), "these are the weighted tokens, one per position: sum them over the time axis, "
-                            "dim=1, so that each sequence becomes one vector (B, D)"),
-                ((B, 1, D), "pooled kept an axis of 1: .squeeze(1) it to (B, D)"),
-                ((B, B, D), "weights @ h paired the weights of every sequence with the tokens of every sequence: "
-                            "(B, T) @ (B, T, D) broadcasts the (B, T) matrix over the batch. Give the weights a "
-                            "middle axis, weights.unsqueeze(1) @ h is (B, 1, T) @ (B, T, D) = (B, 1, D), then "
-                            ".squeeze(1)"),
-            ])
-            _expect_shapes(label, (pooled, w), names, ((B, D), (B, T)),
-                           " (pooled (B, D): one vector per sequence; weights (B, T): one weight per token)")
-            _reject_pooling_nan(label, w, lengths)
-            for b in range(B):
-                if lengths[b] == 0 and np.allclose(w[b], 1.0 / T):
-                    raise AssertionError(
-                        f"weights, {label}: sequence {b} is all padding and got uniform weights 1/T: that is what "
-                        f"a fill of -1e9 (or any finite number) does when every score of a row is filled. A "
-                        f"sequence with no real token must get zero weights, so that its pooled vector is 0 and no "
-                        f"padding leaks into it: fill with -inf and handle the rows with no real token, or use "
-                        f"ac.masked_softmax"
-                    )
-            scores = h @ query  # (B, T): unscaled
-            real = mask.to(h.dtype)  # (B, T): 1 on a real token
-            wrong = {
-                "the mask was ignored: the padding tokens got weight. Fill their scores with -inf before the "
-                "softmax, scores.masked_fill(~mask, float('-inf')), or use ac.masked_softmax(scores, mask)":
-                    torch.softmax(scores / D**0.5, dim=-1),
-                "the mask is inverted: True means a real token, which may be attended; block the positions where "
-                "it is False, masked_fill(~mask, -inf)": masked_softmax(scores / D**0.5, ~mask),
-                f"you did not divide the scores by sqrt(D) = {D**0.5:.3g}: h_t · q sums D products, so its spread "
-                f"grows like sqrt(D), and unscaled scores push the weights towards one-hot":
-                    masked_softmax(scores, mask),
-                f"you divided by D = {D} instead of sqrt(D) = {D**0.5:.3g}": masked_softmax(scores / D, mask),
-                "each column sums to 1 but each sequence's weights should: you took the softmax over the batch "
-                "axis (dim=0), so the sequences competed with each other for every position. The tokens of one "
-                "sequence compete over the time axis, dim=-1": masked_softmax(scores / D**0.5, mask, dim=0),
-                "every real token got the same weight 1/length: that is mean pooling, the baseline. Attention "
-                "pooling weighs token t by the softmax of h_t · q / sqrt(D), so the query decides which tokens "
-                "count": real / real.sum(dim=-1, keepdim=True).clamp(min=1.0),
-                "you zeroed the padding after the softmax without renormalising, so each sequence's weights sum "
-                "to less than 1: mask the scores (-inf) *before* the softmax":
-                    torch.softmax(scores / D**0.5, dim=-1) * real,
-                "the weights are exp(score) without the softmax's division: each sequence's weights must sum to 1 "
-                "over its real tokens (divide by their sum)": torch.exp(scores / D**0.5) * real,
-            }
-            rebuilt = masks.padding_mask(mask.sum(dim=-1), T)  # (B, T): right padding with the same counts
-            wrong["you rebuilt the mask as right padding from the number of real tokens, but this mask has padding "
-                  "on the left and holes inside: use the mask you are given, position by position"] = (
-                masked_softmax(scores / D**0.5, rebuilt))
-            _reject_known(f"weights, {label}", w, exp_w, wrong, atol=1e-8)
-            for b in range(B):
-                pad = ~mask[b].numpy()
-                if lengths[b] and pad.any() and np.all(w[b][~pad] == 0) and np.any(w[b][pad] != 0):
-                    raise AssertionError(
-                        f"weights, {label}: sequence {b} put all its weight on its padding and none on its "
-                        f"{lengths[b]} real tokens: the mask is inverted. True means a real token, which may be "
-                        f"attended; block the positions where it is False, masked_fill(~mask, -inf)"
-                    )
-            leaked = np.argwhere(~mask.numpy() & (w != 0))
-            if leaked.size:
-                b, t = (int(i) for i in leaked[0])
-                raise AssertionError(
-                    f"weights, {label}: weights[{b}, {t}] = {w[b, t]:.3g} but position {t} of sequence {b} (length "
-                    f"{lengths[b]}) is padding: its weight must be exactly 0, which a score of -inf gives"
-                )
-            sums = w.sum(axis=-1)
-            for b in range(B):
-                if lengths[b] and not np.isclose(sums[b], 1.0, atol=1e-6):
-                    raise AssertionError(
-                        f"weights, {label}: sequence {b}'s weights sum to {sums[b]:.6g}, not 1: the softmax "
-                        f"normalises over each sequence's real tokens, dim=-1"
-                    )
-            _compare(f"weights, {label}", w, exp_w.numpy(), atol=1e-7, rtol=1e-5,
-                     legend=" (B, T): softmax of h·q / sqrt(D) over each sequence's real tokens")
-            masked_mean = (real.unsqueeze(1) @ h).squeeze(1) / real.sum(-1, keepdim=True).clamp(min=1.0)  # (B, D)
-            wrong_pooled = {
-                "pooled is the mean of the real tokens, whatever the weights: weigh each token by its attention "
-                "weight, pooled = Σ_t weights_t h_t": masked_mean,
-                "pooled is the mean over all T positions, padding included, and ignores the weights: "
-                "pooled = Σ_t weights_t h_t": h.mean(dim=1),
-                "pooled is the plain sum of the tokens: weigh each by its attention weight, Σ_t weights_t h_t":
-                    h.sum(dim=1),
-            }
-            _reject_known(f"pooled, {label}", pooled, exp_pooled, wrong_pooled, atol=1e-8)
-            _compare(f"pooled, {label}", pooled, exp_pooled.numpy(), atol=1e-6, rtol=1e-5,
-                     legend=" (B, D): Σ_t weights[b, t] h[b, t], the zero vector for a sequence with no real token")
-    _say("attention_pool: correct: one query scores every token, padding gets exactly 0, an empty sequence 0 "
-          "(not NaN), and the pooled vector is the weighted sum.")
-
-
-def _ref_soft_align(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The attend step of decomposable attention (Parikh et al. 2016), its network F the identity: (beta, alpha, e)."""
-    e = a @ b.transpose(-2, -1)  # (B, T_a, D) @ (B, D, T_b) -> (B, T_a, T_b): e[n, i, j] = a_i · b_j
-    beta = torch.softmax(e, dim=-1) @ b  # (B, T_a, T_b) @ (B, T_b, D) -> (B, T_a, D): the part of b aligned to a_i
-    alpha = torch.softmax(e, dim=-2).transpose(-2, -1) @ a  # (B, T_b, T_a) @ (B, T_a, D) -> (B, T_b, D)
-    return beta, alpha, e
-
-
-@_reports_not_attempted
-def check_soft_align(soft_align: Callable) -> None:
-    """Exercise: ``soft_align(a (B, T_a, D), b (B, T_b, D)) -> (beta (B, T_a, D), alpha (B, T_b, D), e (B, T_a, T_b))``:
-    e = a bᵀ (unscaled), beta_i = Σ_j softmax_j(e_ij) b_j, alpha_j = Σ_i softmax_i(e_ij) a_i."""
-    names = ("beta", "alpha", "e")
-    hint = ("a is (B, T_a, D) and b (B, T_b, D): e = a @ b.transpose(-2, -1) is (B, T_a, T_b). beta = "
-            "softmax(e, dim=-1) @ b is (B, T_a, D). alpha takes the softmax over i, dim=-2, which is still "
-            "(B, T_a, T_b): transpose it to (B, T_b, T_a) before multiplying by a (B, T_a, D)")
-    with _attempt("soft_align"):
-        # T_a = T_b = D first, where a missing transpose still runs; then T_a, T_b and D all different
-        for seed, (B, La, Lb, D) in ((93, (2, 4, 4, 4)), (94, (2, 3, 5, 6))):
-            gen = torch.Generator().manual_seed(seed)
-            a = torch.randn(B, La, D, generator=gen, dtype=torch.float64) / D**0.25  # a_i · b_j about N(0, 1)
-            b = torch.randn(B, Lb, D, generator=gen, dtype=torch.float64) / D**0.25
-            label = f"soft_align for B={B}, T_a={La}, T_b={Lb}, D={D}"
-            result = _call_with_hint(label, soft_align, (("a", a), ("b", b)), hint)
-            got_beta, got_alpha, got_e = _tuple_of(label, result, names)
-            beta, alpha, e = _ref_soft_align(a, b)
-            soft_j, soft_i = torch.softmax(e, dim=-1), torch.softmax(e, dim=-2)  # (B, T_a, T_b) each
-
-            wrong_e = {
-                f"e is scaled by 1/sqrt(D) = 1/{D**0.5:.3g}: decomposable attention compares the words by their "
-                f"plain dot product (its learned network F sets the scale), and so does this exercise: "
-                f"e = a @ b.transpose(-2, -1)": e / D**0.5,
-                "e is transposed: e[n, i, j] = a_i · b_j, one row per word of a and one column per word of b: "
-                "a @ b.transpose(-2, -1), (B, T_a, T_b)": e.transpose(-2, -1),
-            }
-            wrong_e["you returned the weights softmax(e, dim=-1) as e: return the raw scores e = a @ "
-                    "b.transpose(-2, -1), before any softmax (beta and alpha read them along different axes)"] = soft_j
-            wrong_e["you returned the weights softmax(e, dim=-2) as e: return the raw scores e = a @ "
-                    "b.transpose(-2, -1), before any softmax"] = soft_i
-            if D == Lb:
-                wrong_e["you multiplied a by b, not by b transposed (it only ran because D = T_b here): "
-                        "a @ b.transpose(-2, -1)"] = a @ b
-            _reject_shape(f"e, {label}", got_e, (B, La, Lb), [
-                ((B, Lb, La), "e is transposed: one row per word of a, a @ b.transpose(-2, -1) is (B, T_a, T_b)")])
-            _reject_known(f"e, {label}", got_e, e, wrong_e, atol=1e-8)
-            _compare(f"e, {label}", got_e, e.numpy(), atol=1e-6, rtol=1e-5,
-                     legend=" (B, T_a, T_b): e[n, i, j] = a[n, i] · b[n, j], no scaling")
-
-            swapped = "beta and alpha are swapped: return (beta, alpha, e), with beta (B, T_a, D) the part of b " \
-                      "aligned to each word of a, and alpha (B, T_b, D) the part of a aligned to each word of b"
-            if (got_beta.shape == tuple(alpha.shape) and got_alpha.shape == tuple(beta.shape)
-                    and np.allclose(got_beta, alpha.numpy(), atol=1e-8)
-                    and np.allclose(got_alpha, beta.numpy(), atol=1e-8)
-                    and not np.allclose(alpha.numpy(), beta.numpy(), atol=1e-8)):
-                raise AssertionError(f"{label}: {swapped}")
-            if La != Lb and got_beta.shape == (B, Lb, D) and got_alpha.shape == (B, La, D):
-                raise AssertionError(f"{label}: {swapped}")
-            wrong_beta = {
-                "beta's softmax ran over i, the words of a (dim=-2): beta_i is the part of b aligned to a_i, so "
-                "a_i's weights over the T_b words of b must sum to 1, softmax(e, dim=-1)": soft_i @ b,
-                f"beta's weights are scaled by 1/sqrt(D) = 1/{D**0.5:.3g}: this exercise uses the plain dot "
-                f"product e, softmax(e, dim=-1) @ b": torch.softmax(e / D**0.5, dim=-1) @ b,
-                "there is no softmax: e @ b sums b's words weighted by the raw scores. beta_i is a weighted "
-                "*average* of b's words, with weights softmax over j of e_ij": e @ b,
-            }
-            if La == Lb:
-                wrong_beta["beta mixes the words of a (it only ran because T_a = T_b here): beta_i is a weighted "
-                           "average of *b*'s words, softmax(e, dim=-1) @ b"] = soft_j @ a
-            _reject_known(f"beta, {label}", got_beta, beta, wrong_beta, atol=1e-8)
-            _compare(f"beta, {label}", got_beta, beta.numpy(), atol=1e-6, rtol=1e-5,
-                     legend=" (B, T_a, D): beta[n, i] = Σ_j softmax_j(e[n, i, j]) b[n, j]")
-
-            wrong_alpha = {
-                "alpha's softmax ran over j, the words of b (dim=-1): alpha_j is the part of a aligned to b_j, so "
-                "b_j's weights over the T_a words of a must sum to 1: softmax over i, dim=-2, then transpose to "
-                "(B, T_b, T_a)": soft_j.transpose(-2, -1) @ a,
-                f"alpha's weights are scaled by 1/sqrt(D) = 1/{D**0.5:.3g}: this exercise uses the plain dot "
-                f"product e": torch.softmax(e / D**0.5, dim=-2).transpose(-2, -1) @ a,
-                "there is no softmax: alpha_j is a weighted *average* of a's words, with weights softmax over i of "
-                "e_ij": e.transpose(-2, -1) @ a,
-            }
-            if La == Lb:
-                wrong_alpha["the weights were not transposed (it only ran because T_a = T_b here): softmax(e, dim=-2) "
-                            "is (B, T_a, T_b), column j holding b_j's weights; transpose it to (B, T_b, T_a) before "
-                            "multiplying by a"] = soft_i @ a
-                wrong_alpha["alpha mixes the words of b (it only ran because T_a = T_b here): alpha_j is a weighted "
-                            "average of *a*'s words"] = soft_i.transpose(-2, -1) @ b
-            _reject_shape(f"alpha, {label}", got_alpha, (B, Lb, D), [])
-            _reject_known(f"alpha, {label}", got_alpha, alpha, wrong_alpha, atol=1e-8)
-            _compare(f"alpha, {label}", got_alpha, alpha.numpy(), atol=1e-6, rtol=1e-5,
-                     legend=" (B, T_b, D): alpha[n, j] = Σ_i softmax_i(e[n, i, j]) a[n, i]")
-    _say("soft_align: correct: one score matrix e = a bᵀ, read by rows for beta and by columns for alpha.")
-
-
-@_reports_not_attempted
-def check_patchify(patchify: Callable) -> None:
-    """Exercise: ``patchify(images (B, C, Rh, Rw), patch_size ps) -> (B, N, C·ps·ps)``, N = (Rh/ps)(Rw/ps): the ps×ps
-    patches in row-major order, each flattened in (C, ps, ps) order, so that a Linear with weight
-    ``conv.weight.reshape(D, -1)`` on the patches equals ``Conv2d(C, D, kernel_size=ps, stride=ps)``; ValueError
-    when Rh or Rw is not a multiple of ps."""
-    patchify = _own_work(
-        "patchify", patchify,
-        _lib.applications.vision.patchify,
-    )
-    hint = ("images are (B, C, Rh, Rw): images.reshape(B, C, Rh // ps, ps, Rw // ps, ps) splits the height into "
-            "Rh/ps rows of patches, ps pixel rows each, and the width likewise; .permute(0, 2, 4, 1, 3, 5) brings the "
-            "patch grid (Rh/ps, Rw/ps) forward and each patch's (C, ps, ps) pixels behind it; "
-            ".reshape(B, N, C * ps * ps) flattens both")
-    with _attempt("patchify"):
-        # Rh != Rw first, so that reading the image as (B, C, Rw, Rh) shows; then a square image and another ps
-        for B, C, H, W, P in ((2, 3, 8, 12, 4), (3, 2, 6, 6, 3)):
-            x = _numbered(B, C, H, W)  # (B, C, Rh, Rw): the value of each entry is its flat index
-            label = f"patchify(images, patch_size={P}) for images of shape (B, C, Rh, Rw) = {(B, C, H, W)}"
-            got = _as_array(label, _call_with_hint(label, patchify, (("images", x), ("patch_size", P)), hint))
-            rows, cols = H // P, W // P
-            N, F = rows * cols, C * P * P
-            _reject_shape(label, got, (B, N, F), [
-                ((B, F, N), "it looks transposed: (B, C·ps·ps, N) is what F.unfold returns; .transpose(1, 2) makes "
-                            "it (B, N, C·ps·ps), one row per patch"),
-                ((B, N, C, P, P), "each patch is still a (C, ps, ps) block: flatten it into one vector of C·ps·ps "
-                                  "numbers"),
-                ((B, rows, cols, F), "the patches are still on their (Rh/ps, Rw/ps) grid: flatten the grid into one "
-                                     "axis of N = (Rh/ps)(Rw/ps) patches, row by row"),
-                ((B, rows, cols, C, P, P), "the patches are still on their (Rh/ps, Rw/ps) grid and each is a "
-                                           "(C, ps, ps) block: reshape to (B, N, C·ps·ps)"),
-                ((B * N, F), "the batch axis was folded into the patches: keep it, (B, N, C·ps·ps)"),
-            ])
-            t = x.reshape(B, C, rows, P, cols, P)  # (B, C, Rh/ps, ps, Rw/ps, ps)
-            wrong = {
-                "the patches are listed column by column: list them row by row (left to right, then top to "
-                "bottom), patch (r, c) at index r·(Rw/ps) + c, the order in which conv(images).flatten(2) lists a "
-                "convolution's outputs": t.permute(0, 4, 2, 1, 3, 5).reshape(B, N, F),
-                "each patch is flattened channel-last, in (ps, ps, C) order: flatten it in (C, ps, ps) order, channel "
-                "first, the layout of conv.weight (D, C, ps, ps), so that conv.weight.reshape(D, -1) lines up with "
-                "your patch vectors": t.permute(0, 2, 4, 3, 5, 1).reshape(B, N, F),
-                "the pixels inside each patch are listed column by column: flatten each patch in (C, ps, ps) order, "
-                "channel, then pixel row, then pixel column, as conv.weight (D, C, ps, ps) is laid out":
-                    t.permute(0, 2, 4, 1, 5, 3).reshape(B, N, F),
-                "you reshaped the images straight to (B, N, C·ps·ps) without a permute: a reshape keeps the memory "
-                "order, so 'patch' 0 holds the first C·ps·ps numbers of channel 0 (whole pixel rows), not a ps×ps "
-                "square. Split the height and the width into (Rh/ps, ps) and (Rw/ps, ps), permute the patch grid in "
-                "front, then flatten": x.reshape(B, N, F),
-            }
-            if H != W:
-                wrong["you read the images as (B, C, Rw, Rh): they are (B, C, Rh, Rw), height first, so the split is "
-                      "reshape(B, C, Rh // ps, ps, Rw // ps, ps)"] = (
-                    x.reshape(B, C, W // P, P, H // P, P).permute(0, 2, 4, 1, 3, 5).reshape(B, N, F))
-            expected = _ref_patchify(x, P)
-            _reject_known(label, got, expected, wrong, atol=0.0)
-            _compare_numbered(label, got, expected, (B, C, H, W),
-                              " (B, N, C·ps·ps): patch r·(Rw/ps) + c is "
-                              "images[n, :, r·ps:(r+1)·ps, c·ps:(c+1)·ps] flattened, channel, then pixel row, "
-                              "then pixel column")
-
-        # images that are a non-contiguous view (as after a transpose, or channels-last memory): .view fails there
-        x = _numbered(2, 3, 8, 4).transpose(-2, -1)  # (B, C, Rh, Rw) = (2, 3, 4, 8), not contiguous
-        label = "patchify(images, patch_size=4) for non-contiguous images of shape (B, C, Rh, Rw) = (2, 3, 4, 8)"
-        got = _as_array(label, _call_with_hint(
-            label, patchify, (("images", x), ("patch_size", 4)),
-            "these images are a transposed view, not contiguous in memory: .view() cannot split their axes; "
-            ".reshape() copies when it must"))
-        _compare_numbered(label, got, _ref_patchify(x, 4), (2, 3, 8, 4),
-                          " (B, N, C·ps·ps): the same patches whatever the memory layout")
-
-        # the reason for this layout: a Linear on the patches is the strided convolution of ViT's patch embedding
-        B, C, H, W, P, Dm = 2, 3, 8, 12, 4, 5
-        gen = torch.Generator().manual_seed(95)
-        images = torch.randn(B, C, H, W, generator=gen, dtype=torch.float64)  # (B, C, Rh, Rw)
-        with torch.random.fork_rng(devices=[]):  # leave the learner's RNG alone
-            torch.manual_seed(95)
-            conv = torch.nn.Conv2d(C, Dm, kernel_size=P, stride=P, dtype=torch.float64)
-        label = (f"patchify(images, {P}) @ conv.weight.reshape({Dm}, -1).T + conv.bias for images {(B, C, H, W)} "
-                 f"and conv = Conv2d({C}, {Dm}, kernel_size={P}, stride={P})")
-        patches = torch.as_tensor(_as_array(label, _call_with_hint(
-            label, patchify, (("images", images), ("patch_size", P)), hint)))  # (B, N, C·ps·ps)
-        with torch.no_grad():
-            expected = conv(images).flatten(2).transpose(1, 2)  # (B, D, Rh/ps, Rw/ps) -> (B, N, D)
-            embedded = patches @ conv.weight.reshape(Dm, -1).T + conv.bias  # (B, N, C·ps·ps) @ (C·ps·ps, D)
-        _compare(label, embedded.numpy(), expected.numpy(), atol=1e-6,
-                 legend=" (B, N, D): conv(images).flatten(2).transpose(1, 2), one embedding per patch")
-
-        # images that do not split into whole patches
-        for shape, P, side in (((1, 3, 8, 6), 4, "Rw = 6"), ((1, 3, 6, 8), 4, "Rh = 6")):
-            label = f"patchify(images, patch_size={P}) for images of shape (B, C, Rh, Rw) = {shape}"
-            try:
-                patchify(torch.zeros(*shape), P)
-            except ValueError:
-                continue
-            except (NotImplementedError, NotAttempted):
-                raise
-            except AssertionError as exc:
-                raise AssertionError(
-                    f"{label} raised AssertionError ({exc}): an assert is not input validation (python -O removes "
-                    f"it). Raise ValueError naming the shapes, e.g. ValueError(f'Rh={{Rh}} and Rw={{Rw}} must be "
-                    f"multiples of patch_size={{ps}}')"
-                ) from None
-            except Exception as exc:
-                raise AssertionError(
-                    f"{label} raised {type(exc).__name__} ({exc}): {side} is not a multiple of patch_size = {P}, "
-                    f"and that should be a ValueError that names the shapes, raised by your own check before any "
-                    f"reshape, not an error about element counts from inside PyTorch"
-                ) from None
-            raise AssertionError(
-                f"{label} returned a result: {side} is not a multiple of patch_size = {P}, so the image does not "
-                f"split into whole patches. Raise ValueError naming the shapes (F.unfold and slicing silently drop "
-                f"the pixels that do not fit)"
-            )
-    _say("patchify: correct: row-major patches flattened in (C, ps, ps) order, the same as a stride-ps convolution "
-          "followed by flatten, and a ValueError for images that do not split into whole patches.")
-
-
-def _ref_seasonal_naive(y: torch.Tensor, period: int, horizon: int) -> torch.Tensor:
-    """The package's seasonal naive forecast for one series: (T,) -> (horizon,)."""
-    return seasonal_naive_forecast(y[None], horizon, period)[0]
-
-
-def _seasonal_series(seed: int, T: int, period: int) -> torch.Tensor:
-    """A trend plus a season of ``period`` steps plus noise: T distinct float64 values. (T,)"""
+def _toy_model(V: int, T_max: int, seed: int, *, requires_grad: bool = False) -> tuple[Callable, torch.Tensor]:
+    """A causal "model" ids (B, T) -> logits (B, T, V), T <= T_max: a bigram table plus a term per position,
+    so that the logits depend on the token and on where it is (a shifted or misaligned pairing shows)."""
     gen = torch.Generator().manual_seed(seed)
-    t = torch.arange(T)
-    season = 2.0 * torch.randn(period, generator=gen, dtype=torch.float64)  # (period,)
-    return 10.0 + 0.1 * t + season[t % period] + 0.3 * torch.randn(T, generator=gen, dtype=torch.float64)
+    table = (torch.randn(V, V, generator=gen, dtype=torch.float64) * 2.0).requires_grad_(requires_grad)
+    pos = torch.randn(T_max, V, generator=gen, dtype=torch.float64) * 0.7  # (T_max, V)
+
+    def model(x: torch.Tensor) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor) or x.dtype != torch.long or x.dim() != 2:
+            raise ValueError(f"model wants ids (B, T) of dtype long, got "
+                             f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}"
+                             f"{' ' + str(x.dtype) if isinstance(x, torch.Tensor) else ''}")
+        if x.shape[1] > T_max:
+            raise ValueError(f"model reads at most {T_max} ids per row, got {x.shape[1]}")
+        return table[x] + pos[: x.shape[1]]  # (B, T, V)
+
+    return model, table
+
+
+def _ce(logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    return F.cross_entropy(logits.transpose(1, 2), targets, reduction=reduction)
+
+
+def _lm_loss_wrong(model: Callable, ids: torch.Tensor) -> dict[str, float]:
+    """{hint: the loss a known mistake gives}."""
+    B, T1 = ids.shape
+    V = model(ids[:, :1]).shape[-1]
+    logits = model(ids[:, :-1])  # (B, T, V)
+    targets = ids[:, 1:]  # (B, T)
+    full = model(ids)  # (B, T+1, V)
+    wrong = {
+        "the targets are the inputs themselves, ids[:, :-1]: the logits at position t score the token *after* "
+        "t, so the targets are the inputs shifted by one, ids[:, 1:]": _ce(logits, ids[:, :-1]),
+        "no shift: you ran the model on all T+1 ids and scored each position against its own input token. The "
+        "logits at t score the token after t: inputs ids[:, :-1], targets ids[:, 1:]": _ce(full, ids),
+        "the shift goes the wrong way: the inputs are ids[:, 1:] and the targets ids[:, :-1], so each position "
+        "predicts the token *before* it. Inputs ids[:, :-1], targets ids[:, 1:]":
+            _ce(model(ids[:, 1:]), ids[:, :-1]),
+        "the last position has no target: torch.roll wrapped the first token round to be the target of the "
+        "last one. Drop it: inputs ids[:, :-1], targets ids[:, 1:]": _ce(full, ids.roll(-1, dims=1)),
+        "that is the sum of the per-token losses: take their mean (cross_entropy's default reduction)":
+            _ce(logits, targets, "sum"),
+        "that is the sum over each sequence, averaged over the batch: the loss is the mean over every "
+        "predicted token, B × T of them": _ce(logits, targets, "sum") / B,
+        "you applied a softmax before cross_entropy: cross_entropy takes the raw logits and applies "
+        "log_softmax itself": _ce(torch.softmax(logits, dim=-1), targets),
+        "you took minus the target's logit, without log_softmax (nll_loss wants log-probabilities): use "
+        "cross_entropy on the logits, or nll_loss on log_softmax(logits)":
+            -logits.gather(-1, targets[..., None]).mean(),
+        "that is in bits: the loss is in nats, the natural log that cross_entropy uses; do not divide by ln 2":
+            _ce(logits, targets) / math.log(2),
+        "only the last position is scored: every position t predicts token t+1, and the loss is the mean over "
+        "all of them": F.cross_entropy(logits[:, -1], targets[:, -1]),
+        "the targets were flattened in another order than the logits (targets.T, or a transpose before the "
+        "reshape): logits.reshape(-1, V) pairs with targets.reshape(-1), both row by row":
+            F.cross_entropy(logits.reshape(-1, V), targets.T.reshape(-1)),
+        "only the first sequence of the batch is scored: the mean runs over every row": _ce(logits[:1], targets[:1]),
+    }
+    if logits.shape[1] == V:
+        wrong["the logits were not transposed: cross_entropy reads the classes from dim 1, so (B, T, V) was "
+              "taken as T classes at each of V positions (it only ran because T = V here). Pass "
+              "logits.transpose(1, 2), (B, V, T), or flatten to (B·T, V) and (B·T,)"] = F.cross_entropy(logits,
+                                                                                                        targets)
+    return {hint: float(value) for hint, value in wrong.items()}
 
 
 @_reports_not_attempted
-def check_seasonal_naive(seasonal_naive: Callable) -> None:
-    """Exercise: ``seasonal_naive(y (T,), period, horizon) -> (horizon,)``: ŷ_{T+h} = y_{T+h-κ·period} with
-    κ = ceil(h/period), the smallest whole number of seasons that lands in the observed past:
-    y[T - period + (h - 1) % period], 0-based; ``period`` is the season length T_season."""
-    seasonal_naive = _own_work(
-        "seasonal_naive", seasonal_naive,
-        _lib.applications.sequences.seasonal_naive_forecast,
+def check_causal_lm_loss(causal_lm_loss: Callable) -> None:
+    """Exercise: ``causal_lm_loss(model, ids (B, T+1)) -> 0-d tensor``: the mean cross-entropy, in nats, of
+    predicting ids[:, 1:] from the logits of model(ids[:, :-1]) (B, T, V), the targets shifted by one."""
+    causal_lm_loss = _own_work(
+        "causal_lm_loss", causal_lm_loss,
+        _lib.lm.position_losses,
+        _lib.lm.evaluate_bits_per_char,
+        _lib.lm.train_lm,
     )
-    hint = ("y is 1-D (T,). The forecast h steps ahead (h = 1..horizon) is y[T - period + (h - 1) % period] in 0-based "
-            "indexing: the last period values y[-period:], repeated for as long as the horizon needs")
-    with _attempt("seasonal_naive"):
-        # horizons shorter than, equal to and longer than the season; T not a multiple of period; period 1: plain naive
-        for seed, T, m, H in ((96, 11, 4, 3), (96, 11, 4, 4), (96, 11, 4, 10), (97, 15, 7, 16), (98, 6, 1, 3),
-                              (99, 5, 5, 7), (95, 9, 3, 1)):
-            y = _seasonal_series(seed, T, m)  # (T,)
-            label = f"seasonal_naive(y, period={m}, horizon={H}) for y of length T={T}"
-            call_hint = hint + (f". For horizon {H} > period {m} the index T - period + h - 1 runs past the end of y: "
-                                f"wrap it into the last season with % period" if H > m else "")
-            got = _as_array(label, _call_with_hint(label, seasonal_naive, (("y", y), ("period", m), ("horizon", H)),
-                                                   call_hint))
-            expected = _ref_seasonal_naive(y, m, H)  # (horizon,)
-            if got.shape == (min(m, H),) != (H,):
+    hint = ("model(x) turns ids (B, T) into logits (B, T, V); cross_entropy wants the classes on dim 1: "
+            "logits.transpose(1, 2) is (B, V, T) against targets (B, T), or flatten both, logits.reshape(-1, V) "
+            "and targets.reshape(-1)")
+    with _attempt("causal_lm_loss"):
+        # T != V (a missing transpose crashes), then T = V (it runs), then a model whose loss can be trained
+        for seed, (B, T, V), grad in ((91, (3, 5, 7), False), (92, (2, 6, 6), False), (93, (4, 8, 5), True)):
+            model, table = _toy_model(V, T + 1, seed, requires_grad=grad)
+            gen = torch.Generator().manual_seed(seed + 100)
+            ids = torch.randint(0, V, (B, T + 1), generator=gen)  # (B, T+1)
+            label = f"causal_lm_loss(model, ids) for ids (B, T+1) = {(B, T + 1)} and V = {V}"
+            result = _call_with_hint(label, causal_lm_loss, (("model", model), ("ids", ids)), hint)
+            if isinstance(result, torch.Tensor) and result.numel() != 1:
+                shape = tuple(result.shape)
+                why = (" (one loss per position: take the mean)" if shape in ((B, T), (B * T,)) else
+                       " (the logits: apply cross_entropy)" if shape == (B, T, V) else "")
+                raise AssertionError(f"{label} returned a tensor of shape {shape}{why}: return one number, the "
+                                     f"mean over all B × T = {B * T} predictions")
+            got = _number(label, result.detach() if isinstance(result, torch.Tensor) else result)
+            with torch.no_grad():
+                expected = float(_ce(model(ids[:, :-1]), ids[:, 1:]))
+                wrong = _lm_loss_wrong(model, ids)
+            if not math.isfinite(got):
+                raise AssertionError(f"{label} is {got}: a log of 0 (a probability that underflowed)? "
+                                     f"cross_entropy on the raw logits is stable")
+            if abs(got - expected) > 1e-6 * max(1.0, abs(expected)):
+                for why, value in wrong.items():
+                    if abs(value - expected) > 1e-6 and abs(got - value) <= 1e-6 * max(1.0, abs(value)):
+                        raise AssertionError(f"{label} is {got:.6g} but should be {expected:.6g}: {why}")
                 raise AssertionError(
-                    f"{label} has shape {got.shape} but should have shape {(H,)}: you returned one season only, "
-                    f"at most period = {m} values. For horizon > period, repeat the last season cyclically: step h "
-                    f"uses y[T - period + (h - 1) % period]"
-                )
-            steps = torch.arange(H)  # h - 1
-            last = T - 1
-            wrong = {
-                f"each step is one too early, a lag of period + 1 = {m + 1}: the value one season before time T + h is "
-                f"y_(T+h-period), which is y[T - period + (h - 1)] with 0-based indices (h = 1 is y[T - period])":
-                    y[T - m - 1 + steps % m],
-                "that is the naive (last-value) forecast, y[-1] for every step: the seasonal one repeats the last "
-                "*season*, y[T - period + (h - 1) % period]": y[last].expand(H),
-                f"you repeated the first season of the series, y[:period]: use the *last* full season, the most recent "
-                f"period = {m} values y[-period:]": y[steps % m],
-                f"your values come from the first season (in the right phase): use the *last* full season, the "
-                f"most recent period = {m} values y[-period:]": y[(T + steps) % m],
-                "after the first season you kept repeating the last value: for horizon > period start the season "
-                "again, index T - period + (h - 1) % period": y[torch.clamp(T - m + steps, max=last)],
-                "that is the mean of the last season, the same for every step: the seasonal naive forecast keeps "
-                "each step's own value from one season before": y[T - m:].mean().expand(H),
-            }
-            if H <= m - 1:
-                wrong[f"each step is one too late (a lag of period - 1 = {m - 1}): counting h from 1 in a 0-based "
-                      f"index, y[T - period + h], skips the first value of the season. Step h = 1 is "
-                      f"y[T - period]"] = (
-                    y[T - m + 1 + steps])
-            # the forecast copies values of y: float32 rounding (about 1e-6 here) is the only difference allowed
-            _reject_known(label, got, expected, wrong, atol=1e-5)
-            if got.shape == (H,) and np.all(np.isfinite(got)):
-                yn = y.numpy()
-                for i in range(H):
-                    if abs(got[i] - expected[i].item()) > 1e-5:
-                        src = np.flatnonzero(np.abs(yn - got[i]) <= 1e-5)
-                        came = f" = y[{int(src[0])}]" if len(src) else ""
-                        raise AssertionError(
-                            f"{label}: forecast[{i}] (h = {i + 1} steps ahead) is {got[i]:.6g}{came} but should be "
-                            f"y[{T - m + i % m}] = {expected[i].item():.6g}, the value a whole number of seasons "
-                            f"(of {m} steps) before time T + h, the last one observed"
-                        )
-            _compare(label, got, expected.numpy(), atol=1e-5,
-                     legend=" (horizon,): forecast[h - 1] = y[T - period + (h - 1) % period]")
-    _say("seasonal_naive: correct: the last full season, repeated for any horizon.")
+                    f"{label} is {got:.6g} but should be {expected:.6g}: the mean cross-entropy of "
+                    f"model(ids[:, :-1]) (B, T, V) against ids[:, 1:] (B, T)")
+            if grad and not (isinstance(result, torch.Tensor) and result.requires_grad):
+                raise AssertionError(
+                    f"{label}: the value is right, but it is a {type(result).__name__} that carries no gradient, "
+                    f"so loss.backward() cannot train the model (the model's weights require grad here). Return "
+                    f"the tensor itself: .item(), float() or .detach() cut it from the graph")
+    _say("causal_lm_loss: correct: inputs ids[:, :-1], targets ids[:, 1:], the mean cross-entropy over all "
+         "B × T predictions, in nats.")
 
 
 @_reports_not_attempted
-def check_mase(mase: Callable) -> None:
-    """Exercise: ``mase(forecast (T_out,), actual (T_out,), history (T,), period) -> float``: the mean absolute error
-    of the forecast divided by the in-sample mean absolute error of the one-step seasonal naive forecast,
-    mean_t |history[t] - history[t - period]| over t = period..T-1."""
-    mase = _own_work(
-        "mase", mase,
-        _lib.applications.sequences.mase,
-    )
-    hint = ("forecast and actual are (T_out,), history (T,): history[period:] - history[:-period] are the "
-            "T - period in-sample errors of the one-step seasonal naive forecast; the result is one number")
-    with _attempt("mase"):
-        for seed, T, m, H in ((101, 20, 4, 6), (102, 15, 5, 3), (103, 12, 1, 4)):
-            full = _seasonal_series(seed, T + H, m)  # (T + T_out,)
-            history, actual = full[:T], full[T:]  # (T,), (T_out,)
-            gen = torch.Generator().manual_seed(seed)
-            forecast = _ref_seasonal_naive(history, m, H) + 0.5 * torch.randn(H, generator=gen, dtype=torch.float64)
-            label = f"mase(forecast, actual, history, period={m}) for T={T} past values and a horizon of T_out={H}"
-            result = _call_with_hint(label, mase, (("forecast", forecast), ("actual", actual),
-                                                   ("history", history), ("period", m)), hint)
-            if isinstance(result, (torch.Tensor, np.ndarray)) and np.asarray(
-                    result.detach() if isinstance(result, torch.Tensor) else result).size != 1:
-                raise AssertionError(
-                    f"{label} must be one number, got an array of shape {tuple(np.shape(result))}: average the "
-                    f"absolute errors over the horizon, .mean(), and divide by the scale"
-                )
-            got = _number(label, result)
-            expected = _ref_mase(forecast, actual, history, m)
-            err = actual - forecast  # (T_out,)
-            diffs = history[m:] - history[:-m]  # (T - period,)
-            lag1 = (history[1:] - history[:-1]).abs().mean()
-            wrong = {
-                "the scale uses lag 1 differences, |y_t - y_(t-1)|: that is MASE for a series without a season. With "
-                "a season of `period` steps the scale is the in-sample error of the *seasonal* naive forecast, "
-                "mean |y_t - y_(t-period)|":
-                    err.abs().mean() / lag1,
-                "the scale was computed on the actual future values: it comes from the history only (in-sample), "
-                "so that it is known before the forecast is scored and is the same for every method":
-                    err.abs().mean() / (actual[m:] - actual[:-m]).abs().mean() if H > m else None,
-                "errors of opposite sign cancel: take the mean *absolute* error, (actual - forecast).abs().mean()":
-                    err.mean() / diffs.abs().mean(),
-                "the scale's differences must be absolute too, mean |y_t - y_(t-period)|: signed differences cancel":
-                    err.abs().mean() / diffs.mean(),
-                "squared errors: MASE uses absolute errors, in the numerator and in the scale":
-                    (err**2).mean() / (diffs**2).mean(),
-                f"the scale's mean runs over the T - period = {T - m} differences y_t - y_(t-period), "
-                f"t = period..T-1, not over T = {T}": err.abs().mean() / (diffs.abs().sum() / T),
-                "the ratio is upside down: the forecast's error goes on top, mean|actual - forecast| / scale":
-                    diffs.abs().mean() / err.abs().mean(),
-                "the numerator is a sum: use the mean absolute error over the horizon":
-                    err.abs().sum() / diffs.abs().mean(),
-                "the scale was computed on the history and the future values together: it comes from the history "
-                "only, so that it is known before the forecast is scored":
-                    err.abs().mean() / (full[m:] - full[:-m]).abs().mean(),
-                "the scale is the forecast's own seasonal differences: it comes from the observed history, "
-                "history[period:] - history[:-period]":
-                    err.abs().mean() / (forecast[m:] - forecast[:-m]).abs().mean() if H > m else None,
-                "the scale uses the median of the absolute differences: MASE uses their mean":
-                    err.abs().mean() / diffs.abs().median(),
-                "you divided by the mean absolute value of the history, not by its seasonal differences: the "
-                "scale is the in-sample error of the seasonal naive forecast, mean |y_t - y_(t-period)|":
-                    err.abs().mean() / history.abs().mean(),
-            }
-            for why, value in wrong.items():
-                if value is None:
-                    continue
-                value = float(value)
-                if np.isclose(got, value, rtol=1e-6, atol=0.0) and not np.isclose(value, expected, rtol=1e-4, atol=0.0):
-                    raise AssertionError(f"{label} is {got:.6g} but should be {expected:.6g}: {why}")
-            if not np.isclose(got, expected, rtol=1e-5, atol=0.0):  # float32 arithmetic is fine
-                raise AssertionError(
-                    f"{label} is {got:.6g} but should be {expected:.6g}: MASE = mean|actual - forecast| / "
-                    f"mean|history[t] - history[t - period]|, the second mean over t = period..T-1"
-                )
-    _say("mase: correct: the forecast's mean absolute error over the in-sample error of the seasonal naive "
-          "forecast.")
-
-
-# ---------------------------------------------------------------- a question and the experiment
-
-
-@_reports_not_attempted
-def check_mase_meaning(answer: Callable[[], object]) -> None:
-    """Question: what a MASE of 0.8 on the forecast horizon says, and what it does not."""
-    _check_choice(
-        "mase_meaning", answer, "c",
-        "MASE divides the forecast's mean absolute error by a scale from the history alone: the mean absolute "
-        "error of the one-step seasonal naive forecast *in sample*. 0.8 says the forecast's errors are 80% of "
-        "that yardstick. Whether it beats the seasonal naive forecast on these future values is another "
-        "question: compute that forecast's MASE on the same series and compare the two.",
-        {
-            "a": "The scale is not the seasonal naive forecast's error on the horizon: it is its one-step error "
-                 "*within the history*, y_t against y_(t-season), known before the forecast is made. Forecasting "
-                 "h steps ahead is harder than one step, so the seasonal naive forecast itself often scores above "
-                 "1 on the horizon; to say who wins, compare the MASEs of both methods on the same series.",
-            "b": "MASE is not a share of correct forecasts, nor 1 minus an error rate: it is a ratio of two mean "
-                 "absolute errors, with no upper bound. 0 is a perfect forecast; 0.8 means errors 80% the size "
-                 "of the in-sample seasonal naive errors.",
-            "d": "MASE has no units precisely because the scale comes from the same series: 0.8 on a series in "
-                 "kWh and 0.8 on one in euros mean the same thing. Its scale is a mean absolute error, not a "
-                 "variance, so it says nothing about variance explained (that would be R²).",
+def check_nats_to_bits_question(answer: Callable[[], object]) -> None:
+    """Question: a validation loss of 1.5 nats per character, in bits per character."""
+    _check_number(
+        "nats_to_bits", answer, 1.5 / math.log(2),
+        "A nat is a natural-log unit and a bit a base-2 one: log₂ x = ln x / ln 2, so 1.5 nats are 1.5 / ln 2 "
+        "≈ 2.16 bits per character. (The per-character perplexity, e^1.5 = 2^2.16 ≈ 4.5, is the same number "
+        "either way.)",
+        rtol=0.005,
+        wrong={
+            "multiplying by ln 2": (1.5 * math.log(2), "A bit is a *smaller* unit than a nat (1 nat = 1/ln 2 ≈ "
+                                                       "1.44 bits), so the number of bits is larger: divide "
+                                                       "by ln 2."),
+            "log₂ of the loss": (math.log2(1.5), "The loss is already a logarithm (an average of -ln p): change "
+                                                 "its base by dividing by ln 2, do not take another log."),
+            "the perplexity": (math.exp(1.5), "e^1.5 ≈ 4.48 is the perplexity, the number of equally likely "
+                                              "characters that would cost as much: the question asks for the "
+                                              "loss in bits."),
+            "2 to the power of the loss": (2**1.5, "2^1.5 treats the loss as if it were already in bits and "
+                                                   "exponentiates it: bits = nats / ln 2."),
+            "dividing by ln 10": (1.5 / math.log(10), "Dividing by ln 10 gives decimal digits (bans), base 10: "
+                                                      "bits are base 2, divide by ln 2."),
         },
     )
 
 
-_EXPERIMENT_MODEL: dict = {}
+# ---------------------------------------------------------------- temperature
 
 
-def _erasure_setup() -> tuple[torch.nn.Module, "object"]:
-    """The small review classifier and test reviews of the erasure experiment, trained once (about 2 s) and kept."""
-    if not _EXPERIMENT_MODEL:
-        from ..applications import text as tx
-
-        train, test = tx.reviews(1000, seed=0), tx.reviews(300, seed=10_000)
-        with torch.random.fork_rng(devices=[]):  # leave the learner's RNG alone
-            torch.manual_seed(0)
-            model = tx.ReviewClassifier(len(tx.REVIEW_VOCAB), embed_size=16, hidden_size=24, key_size=16)
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # small matrices: one thread is faster, and steady on a busy machine
-        try:
-            tx.fit(model, (train.tokens, train.lengths), train.labels, steps=150, batch_size=64, lr=1e-2, seed=0)
-        finally:
-            torch.set_num_threads(threads)
-        _EXPERIMENT_MODEL.update(model=model, test=test)
-    return _EXPERIMENT_MODEL["model"], _EXPERIMENT_MODEL["test"]
-
-
-def _erasure_reference(model, tokens, lengths, labels, seed) -> tuple[float, float, dict]:
-    """(flip_top, flip_random, {mistake: (top, random)}) measured with the package."""
-    from ..applications import text as tx
-
-    pred, w = tx.predict(model, tokens, lengths)  # (B,), (B, S)
-    B = tokens.shape[0]
-    u = torch.rand(B, generator=torch.Generator().manual_seed(seed))  # (B,)
-    random_pos = (u * lengths).long()  # (B,): a real word of each review
-    pred_top, _ = tx.predict(model, *tx.drop_word(tokens, lengths, w.argmax(dim=1)))
-    pred_low, _ = tx.predict(model, *tx.drop_word(tokens, lengths, w.masked_fill(w == 0, 2.0).argmin(dim=1)))
-    pred_rand, _ = tx.predict(model, *tx.drop_word(tokens, lengths, random_pos))
-    flip = lambda p: float((p != pred).float().mean())  # noqa: E731
-    acc = lambda p: float((p == labels).float().mean())  # noqa: E731
-    err = lambda p: float((p != labels).float().mean())  # noqa: E731
-    top, rand = flip(pred_top), flip(pred_rand)
-    mistakes = {
-        "labels": (err(pred_top), err(pred_rand)),
-        "accuracy drop": (acc(pred) - acc(pred_top), acc(pred) - acc(pred_rand)),
-        "percent": (100 * top, 100 * rand),
-        "lowest": (flip(pred_low), rand),
-        "swapped": (rand, top),
-        "kept": (1 - top, 1 - rand),
-    }
-    return top, rand, mistakes
+def _temperature_ref(logits: torch.Tensor, tau: float) -> torch.Tensor:
+    if tau == 0:
+        return F.one_hot(logits.argmax(dim=-1), logits.shape[-1]).to(logits.dtype)
+    return torch.softmax(logits / tau, dim=-1)
 
 
 @_reports_not_attempted
-def check_erasure_flip_rates(erasure_flip_rates: Callable) -> None:
-    """Experiment: ``erasure_flip_rates(model, tokens, lengths, seed) -> (flip_top, flip_random)``: the share of
-    reviews whose predicted class changes when the most-attended word is deleted, and when a random real word is
-    (positions (torch.rand(B, generator=torch.Generator().manual_seed(seed)) * lengths).long()), with
-    ``tx.predict`` and ``tx.drop_word``."""
-    hint = ("tx.predict(model, tokens, lengths) returns (pred (B,), weights (B, S)); weights.argmax(dim=1) is each "
-            "review's most-attended position; tx.drop_word(tokens, lengths, positions) needs 0 <= positions < "
-            "lengths, so draw the random positions as (u * lengths).long() with u uniform in [0, 1)")
-    with _attempt("erasure_flip_rates"):
-        model, test = _erasure_setup()
-        for seed, rows in ((0, slice(0, 300)), (5, slice(0, 200))):
-            tokens, lengths, labels = test.tokens[rows], test.lengths[rows], test.labels[rows]
-            label = f"erasure_flip_rates(model, tokens, lengths, seed={seed}) on {len(lengths)} test reviews"
-            args = (("model", model), ("tokens", tokens), ("lengths", lengths), ("seed", seed))
-            weights_before = {k: v.clone() for k, v in model.state_dict().items()}
-            try:
-                got = _tuple_of(label, _call_with_hint(label, erasure_flip_rates, args, hint),
-                                ("flip_top", "flip_random"))
-            finally:
-                changed = [k for k, v in model.state_dict().items() if not torch.equal(v, weights_before[k])]
-                model.load_state_dict(weights_before)  # the next check gets the model it expects
-            if changed:
+def check_temperature_probs(temperature_probs: Callable) -> None:
+    """Exercise: ``temperature_probs(logits (..., V), temperature) -> (..., V)``: softmax(logits / τ), and at
+    τ = 0 the greedy limit, probability 1 on the argmax of each row."""
+    hint = ("logits are (..., V): divide by the temperature and take the softmax over the last axis, dim=-1; "
+            "for temperature 0, F.one_hot(logits.argmax(dim=-1), V) is (..., V)")
+    with _attempt("temperature_probs"):
+        gen = torch.Generator().manual_seed(94)
+        # (B, T, V) with B, T, V all different; a (V,) row; logits near 1000 where exp overflows
+        cases = [
+            (torch.randn(2, 3, 5, generator=gen, dtype=torch.float64) * 1.5, (0.5, 2.0, 1.0, 0.0)),
+            (torch.tensor([2.0, -1.0, 0.5, 1.5, -0.3, 0.0], dtype=torch.float64), (0.7, 0.0, 3.0)),
+            (torch.tensor([[1000.0, 998.5, 990.0], [-1000.0, -1003.0, -999.0]], dtype=torch.float64), (0.5,)),
+            (torch.tensor([[3.0, 1.0, 2.9, -2.0]], dtype=torch.float64), (1e-3,)),
+        ]
+        for logits, taus in cases:
+            for tau in taus:
+                shape = tuple(logits.shape)
+                label = f"temperature_probs(logits, temperature={tau:g}) for logits of shape {shape}"
+                result = _call_with_hint(label, temperature_probs, (("logits", logits), ("temperature", tau)),
+                                         hint)
+                got = _as_array(label, result)
+                if tau == 0 and got.shape == shape[:-1]:
+                    raise AssertionError(
+                        f"{label} has shape {got.shape}, the index of the argmax: return a distribution (..., V), "
+                        f"probability 1 on the argmax and 0 elsewhere, F.one_hot(logits.argmax(dim=-1), V)")
+                if got.shape == tuple(logits.shape) and not np.all(np.isfinite(got)):
+                    bad = _fmt_index(tuple(int(i) for i in np.argwhere(~np.isfinite(got))[0]))
+                    why = ("logits / 0 is inf or NaN: temperature 0 is the limit, handle it first, "
+                           "F.one_hot(logits.argmax(dim=-1), V)" if tau == 0 else
+                           "exp of logits / τ near 1000 overflows: subtract each row's max first (torch.softmax "
+                           "does), exp(z - max) <= 1")
+                    raise AssertionError(f"{label} is inf or NaN at {bad}: {why}")
+                expected = _temperature_ref(logits, tau)
+                if tau == 0:
+                    wrong = {
+                        "at temperature 0 you returned softmax(logits): τ → 0 puts all the probability on the "
+                        "argmax": torch.softmax(logits, dim=-1),
+                        "at temperature 0 every token got the same probability: τ → 0 is the greedy limit, all "
+                        "the probability on the most probable token": torch.full_like(logits, 1.0 / logits.shape[-1]),
+                        "at temperature 0 the probability went to the *least* probable token: argmax, not argmin":
+                            F.one_hot(logits.argmin(dim=-1), logits.shape[-1]).to(logits.dtype),
+                    }
+                else:
+                    wrong = {
+                        "you multiplied by the temperature: softmax(logits / τ) divides, so τ < 1 sharpens and "
+                        "τ > 1 flattens": torch.softmax(logits * tau, dim=-1),
+                        "the temperature is ignored: that is softmax(logits)": torch.softmax(logits, dim=-1),
+                        "you divided the probabilities by τ, softmax(logits) / τ: divide the logits, then take the "
+                        "softmax, so that the result still sums to 1": torch.softmax(logits, dim=-1) / tau,
+                        "those are the scaled logits, logits / τ: return probabilities, their softmax over dim=-1":
+                            logits / tau,
+                        "those are log-probabilities (log_softmax): return probabilities, softmax(logits / τ, "
+                        "dim=-1)": torch.log_softmax(logits / tau, dim=-1),
+                    }
+                    if logits.dim() > 1:
+                        wrong["the softmax ran over the wrong axis (dim 0): each row of V logits is one "
+                              "distribution, dim=-1"] = torch.softmax(logits / tau, dim=0)
+                _reject_known(label, got, expected, wrong, atol=1e-8)
+                _compare(label, got, expected.numpy(), atol=1e-6, rtol=1e-5,
+                         legend=" (..., V): one distribution over the V tokens per row")
+    _say("temperature_probs: correct: softmax(logits / τ), and at τ = 0 all the probability on the argmax, the "
+         "greedy choice.")
+
+
+# ---------------------------------------------------------------- top-p
+
+
+def _top_p_ref(logits: torch.Tensor, p: float) -> torch.Tensor:
+    """The library's semantics, in float64: keep a token if the tokens ranked above it hold less than p."""
+    if p >= 1:
+        return logits.clone()
+    probs = logits.double().softmax(dim=-1)
+    sorted_probs, order = probs.sort(dim=-1, descending=True)
+    before = sorted_probs.cumsum(dim=-1) - sorted_probs  # mass ranked above each token
+    keep = torch.zeros_like(before, dtype=torch.bool).scatter(-1, order, before < p)
+    return logits.masked_fill(~keep, float("-inf"))
+
+
+def _keep_to_logits(logits: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    return logits.masked_fill(~keep, float("-inf"))
+
+
+def _top_p_wrong(logits: torch.Tensor, p: float) -> dict[str, torch.Tensor]:
+    probs = logits.double().softmax(dim=-1)
+    V = logits.shape[-1]
+    sp, order = probs.sort(dim=-1, descending=True)
+    cum = sp.cumsum(dim=-1)
+    before = cum - sp
+
+    def back(keep_sorted: torch.Tensor) -> torch.Tensor:
+        return torch.zeros_like(keep_sorted).scatter(-1, order, keep_sorted)
+
+    asc, order_a = probs.sort(dim=-1)
+    keep_asc = torch.zeros_like(asc, dtype=torch.bool).scatter(-1, order_a, (asc.cumsum(-1) - asc) < p)
+    k = max(1, math.ceil(p * V))
+    topk = torch.zeros_like(probs, dtype=torch.bool).scatter(-1, probs.topk(k, dim=-1).indices, True)
+    wrong = {
+        "the token that crosses p was dropped (you kept cumsum < p or cumsum <= p, the tokens strictly inside "
+        "p): keep the smallest set that *reaches* p, so a token stays if the tokens ranked above it hold less "
+        "than p, cumsum - its own probability < p": _keep_to_logits(logits, back(cum < p)),
+        "one token too many: with (cumsum - probs) <= p a token is kept when the tokens above it already hold "
+        "exactly p. The set is the smallest that reaches p: (cumsum - probs) < p": _keep_to_logits(
+            logits, back(before <= p)),
+        "you sorted in ascending order, so the least probable tokens were kept: sort descending, "
+        "sort(dim=-1, descending=True)": _keep_to_logits(logits, keep_asc),
+        "the mask was not mapped back to the original order: keep_sorted[i] is about the i-th *most probable* "
+        "token, which sits at order[i]; scatter it back, torch.zeros_like(keep).scatter(-1, order, keep)":
+            _keep_to_logits(logits, before < p),
+        "the result is in sorted order: return the logits in their original order, each token where it was, "
+        "the excluded ones set to -inf": _keep_to_logits(logits.gather(-1, order), before < p),
+        "those are the probabilities, not the logits: filter the logits (softmax is only for deciding which "
+        "tokens stay), so that a later softmax or temperature applies to them": _keep_to_logits(
+            probs.to(logits.dtype), back(before < p)),
+        "those are the kept probabilities renormalised: return the logits with the excluded ones set to -inf":
+            torch.softmax(_top_p_ref(logits, p), dim=-1),
+        "the excluded logits are 0, not -inf: a logit of 0 still gets probability e^0 / Σ in the softmax. Set "
+        "them to float('-inf')": logits.masked_fill(~back(before < p), 0.0),
+        f"that is top-k with k = ceil(p × V) = {k}: p is a share of the probability, not of the vocabulary; keep "
+        f"the most probable tokens until their probabilities add up to p": _keep_to_logits(logits, topk),
+    }
+    if logits.dim() > 1:
+        p0 = logits.double().softmax(dim=0)
+        s0, o0 = p0.sort(dim=-1, descending=True)
+        wrong["the softmax ran over the wrong axis (dim 0): each row of V logits is one distribution, "
+              "softmax(dim=-1)"] = _keep_to_logits(
+            logits, torch.zeros_like(s0, dtype=torch.bool).scatter(-1, o0, (s0.cumsum(-1) - s0) < p))
+        sd, od = probs.sort(dim=0, descending=True)
+        wrong["the sort or the cumulative sum ran over dim 0, across the rows: both run over each row's V "
+              "tokens, dim=-1"] = _keep_to_logits(logits, torch.zeros_like(sd, dtype=torch.bool).scatter(
+                  0, od, (sd.cumsum(0) - sd) < p))
+    return wrong
+
+
+@_reports_not_attempted
+def check_top_p_filter(top_p_filter: Callable) -> None:
+    """Exercise: ``top_p_filter(logits (..., V), p) -> (..., V)``: the logits with every token outside the
+    nucleus set to -inf; the nucleus is the smallest set of most probable tokens whose probabilities reach p
+    (a token stays if the tokens ranked above it hold less than p), and p = 1 keeps every token."""
+    top_p_filter = _own_work(
+        "top_p_filter", top_p_filter,
+        _lib.sampling.top_p_filter,
+        _lib.sampling.top_k_filter,
+        _lib.sampling.sample_next,
+    )
+    hint = ("logits are (..., V): softmax(dim=-1), sort(dim=-1, descending=True) gives (values, order), "
+            "cumsum(dim=-1) runs along each row; scatter(-1, order, keep_sorted) puts the mask back in the "
+            "original order, and masked_fill(~keep, float('-inf')) builds the result")
+    with _attempt("top_p_filter"):
+        gen = torch.Generator().manual_seed(95)
+        # a row unsorted; a batch (B, V) whose rows keep 1, 3, 4 and 2 tokens; (B, T, V) as the
+        # chapter's model gives; no prefix of any row sums to within 1e-3 of p, so rounding cannot decide
+        row = torch.tensor([0.2, 2.0, -1.0, 1.2, 0.9, -3.0, 1.6], dtype=torch.float64)  # (V,)
+        batch = torch.tensor([[0.5, 4.0, 0.0, -1.0, 0.3],
+                              [1.0, 0.2, 1.1, -0.5, 0.8],
+                              [0.0, 0.1, -0.1, 0.2, 0.05],
+                              [-2.0, 3.0, 2.6, -1.0, 0.0]], dtype=torch.float64)  # (B, V) = (4, 5)
+        cube = (torch.randn(2, 3, 6, generator=gen) * 1.5).float()  # (B, T, V) float32
+        cases = [(row, 0.6), (row, 0.9), (batch, 0.7), (cube, 0.8), (cube, 0.35)]
+        for logits, p in cases:
+            shape = tuple(logits.shape)
+            label = f"top_p_filter(logits, p={p}) for logits of shape {shape}"
+            got = _as_array(label, _call_with_hint(label, top_p_filter, (("logits", logits.clone()), ("p", p)),
+                                                   hint))
+            expected = _top_p_ref(logits, p)
+            _top_p_compare(label, got, logits, expected, _top_p_wrong(logits, p), p)
+
+        # the edge cases: equal probabilities; one token holding more than p; p = 1 in float32 with a tail so
+        # small that a float32 cumulative sum reaches 1.0 before it
+        equal = torch.zeros(4, dtype=torch.float64)  # four tokens of 0.25
+        label = "top_p_filter(logits, p=0.5) for four equal logits (0.25 each)"
+        got = _as_array(label, _call_with_hint(label, top_p_filter, (("logits", equal), ("p", 0.5)), hint))
+        if got.shape == (4,):
+            kept = int(np.isfinite(got).sum())
+            if kept != 2:
                 raise AssertionError(
-                    f"{label} changed the model's weights ({changed[0]}, ...): the experiment observes a trained "
-                    f"model, it must not train or edit it. Only call tx.predict on it"
-                )
-            got = tuple(float(_number(f"{name}, {label}", g)) for name, g in zip(("flip_top", "flip_random"), got))
-            top, rand, mistakes = _erasure_reference(model, tokens, lengths, labels, seed)
-            again = tuple(float(_number(label, g)) for g in _tuple_of(
-                label, _call_with_hint(label, erasure_flip_rates, args, hint), ("flip_top", "flip_random")))
-            if again[1] != got[1]:
+                    f"{label} kept {kept} tokens but should keep 2 (any 2 of the 4): two tokens already reach "
+                    f"p = 0.5, and the set is the smallest that does. A token stays if the tokens ranked above it "
+                    f"hold less than p: 0, 0.25 stay; 0.5 is not < 0.5")
+        _compare(f"{label}, kept tokens", np.where(np.isfinite(got), got, 0.0), np.zeros(4), atol=1e-12,
+                 legend=" (V,)")
+
+        sure = torch.tensor([[6.0, 1.0, 0.0, -1.0]], dtype=torch.float64)  # the first holds 0.99
+        label = "top_p_filter(logits, p=0.5) where the top token alone holds 0.99"
+        got = _as_array(label, _call_with_hint(label, top_p_filter, (("logits", sure), ("p", 0.5)), hint))
+        if got.shape == (1, 4) and not np.isfinite(got).any():
+            raise AssertionError(
+                f"{label}: every token was set to -inf, so nothing is left to sample. The top token alone "
+                f"already holds more than p, and it must stay: keep a token if the tokens ranked *above* it hold "
+                f"less than p (for the top token that is 0), not if its own cumulative sum is below p")
+        _top_p_compare(label, got, sure, _top_p_ref(sure, 0.5), _top_p_wrong(sure, 0.5), 0.5)
+
+        tail = torch.tensor([[5.0, 0.0, -20.0, -25.0], [8.0, -12.0, 0.0, -20.0]])  # float32
+        label = "top_p_filter(logits, p=1.0) for float32 logits with a tiny tail"
+        got = _as_array(label, _call_with_hint(label, top_p_filter, (("logits", tail), ("p", 1.0)), hint))
+        if got.shape == (2, 4) and not np.isfinite(got).all():
+            raise AssertionError(
+                f"{label} dropped {int((~np.isfinite(got)).sum())} tokens: p = 1 keeps every token. In float32 the "
+                f"cumulative sum of the sorted probabilities rounds to exactly 1.0 before the tail (the last "
+                f"probabilities are below 1e-8), and 1.0 < 1 is False: return the logits unchanged when p = 1 (or "
+                f"compute the probabilities in float64)")
+        _compare(label, got, tail.double().numpy(), atol=0.0, legend=" (B, V): every logit, unchanged")
+    _say("top_p_filter: correct: sorted by probability, a token stays while the tokens above it hold less than p; "
+         "the top token always stays, p = 1 keeps them all.")
+
+
+def _top_p_compare(label: str, got: np.ndarray, logits: torch.Tensor, expected: torch.Tensor, wrong: dict,
+                   p: float) -> None:
+    exp = expected.double().numpy()
+    if got.shape == exp.shape:
+        for why, value in wrong.items():
+            value = value.double().numpy()
+            if value.shape == got.shape and not np.array_equal(value, exp) and \
+                    np.allclose(np.nan_to_num(got, neginf=-1e300), np.nan_to_num(value, neginf=-1e300),
+                                atol=1e-6, rtol=1e-6):
+                raise AssertionError(f"{label}: {why}")
+        keep_exp, keep_got = np.isfinite(exp), np.isfinite(got)
+        if np.isnan(got).any():
+            raise AssertionError(f"{label} contains NaN: the kept logits are the input's, the others -inf")
+        if (np.isposinf(got)).any():
+            raise AssertionError(f"{label} contains +inf: the excluded logits are -inf, float('-inf')")
+        huge = keep_got & ~keep_exp & (got < -1e6)
+        if huge.any():
+            idx = _fmt_index(tuple(int(i) for i in np.argwhere(huge)[0]))
+            raise AssertionError(
+                f"{label}: the excluded logit at {idx} is {got[tuple(np.argwhere(huge)[0])]:.3g}, a large finite "
+                f"number: set excluded logits to float('-inf'), so that a softmax gives them exactly 0 and "
+                f"torch.isfinite counts the kept tokens")
+        if not np.array_equal(keep_exp, keep_got):
+            idx = tuple(int(i) for i in np.argwhere(keep_exp != keep_got)[0])
+            probs = logits.double().softmax(dim=-1).numpy()
+            row = idx[:-1]
+            ranked = sorted(probs[row], reverse=True)
+            above = sum(q for q in ranked if q > probs[idx])
+            state = "kept" if keep_got[idx] else "excluded"
+            should = "excluded" if keep_got[idx] else "kept"
+            raise AssertionError(
+                f"{label}: the token at {_fmt_index(idx)} (probability {probs[idx]:.4f}; the tokens ranked above "
+                f"it hold {above:.4f}) is {state} but should be {should}: a token stays if the tokens ranked "
+                f"above it hold less than p = {p}")
+        _compare(label, np.where(keep_got, got, 0.0), np.where(keep_exp, exp, 0.0), atol=1e-6, rtol=1e-6,
+                 legend=" (..., V): the kept tokens keep their logits")
+    else:
+        _compare(label, got, exp, legend=" (..., V): the same shape as the logits")
+
+
+# ---------------------------------------------------------------- previous-token heads
+
+
+def _planted_weights(seed: int, N: int, H: int, B: int, T: int, plants: dict) -> list[torch.Tensor]:
+    """N layers of causal attention weights (B, H, T, T) from random scores, with a bonus planted per head:
+    plants[(layer, head)] = (offset, bonus, batch rows or None for all, query rows or None for all)."""
+    gen = torch.Generator().manual_seed(seed)
+    causal = masks.causal_mask(T)  # (T, T)
+    out = []
+    for layer in range(N):
+        scores = torch.randn(B, H, T, T, generator=gen, dtype=torch.float64)  # (B, H, T, T)
+        for (lay, head), (offset, bonus, rows, queries) in plants.items():
+            if lay != layer:
+                continue
+            for t in (queries or range(T)):
+                j = t + offset
+                if 0 <= j <= t:
+                    scores[rows if rows is not None else slice(None), head, t, j] += bonus
+        out.append(torch.softmax(scores.masked_fill(~causal, float("-inf")), dim=-1))
+    return out
+
+
+def _prev_scores(weights: list[torch.Tensor], *, offset: int = -1, divide_by_T: bool = False,
+                 reduce: str = "mean", batch: slice = slice(None)) -> torch.Tensor:
+    """(N, H): the previous-token score of every head (or a known mistake)."""
+    rows = []
+    for w in weights:
+        d = w[batch].diagonal(offset=offset, dim1=-2, dim2=-1)  # (B, H, T - |offset|)
+        T = w.shape[-1]
+        if reduce == "mean":
+            s = d.sum(-1) / T if divide_by_T else d.mean(-1)
+        elif reduce == "max":
+            s = d.amax(-1)
+        else:
+            s = d.sum(-1)
+        rows.append(s.mean(0))  # (H,)
+    return torch.stack(rows)  # (N, H)
+
+
+def _best(scores: torch.Tensor) -> tuple[int, int, float]:
+    N, H = scores.shape
+    layer, head = divmod(int(scores.argmax()), H)
+    return layer, head, float(scores[layer, head])
+
+
+@_reports_not_attempted
+def check_previous_token_head(previous_token_head: Callable) -> None:
+    """Exercise: ``previous_token_head(weights) -> (layer, head, score)``: for a list of N_ℓ attention-weight
+    tensors (B, H, T, T), the 0-based layer and head whose mean weight on the key just before the query
+    (over the batch and the queries t = 1..T-1) is largest, and that mean."""
+    previous_token_head = _own_work(
+        "previous_token_head", previous_token_head,
+        _lib.lm.previous_token_score,
+    )
+    hint = ("weights is a list of N_ℓ tensors (B, H, T, T); w.diagonal(offset=-1, dim1=-2, dim2=-1) is (B, H, "
+            "T-1), the weights a_{t, t-1}; average it over the queries and the batch to get (H,) per layer, "
+            "stack the layers to (N_ℓ, H), and divmod(flat argmax, H) gives (layer, head)")
+    with _attempt("previous_token_head"):
+        for seed, (N, H, B, T), plants in (
+            (96, (3, 4, 2, 6), {(2, 1): (-1, 2.5, None, None),  # the previous-token head
+                                (0, 3): (0, 4.0, None, None),  # a strong diagonal
+                                (1, 2): (-1, 9.0, None, [3]),  # one query only, almost 1 there
+                                (1, 0): (-1, 4.0, [0], None)}),  # the first sequence only
+            (97, (2, 3, 3, 8), {(0, 2): (-1, 3.0, None, None), (1, 0): (0, 5.0, None, None),
+                                (1, 1): (-1, 9.0, None, [6]), (0, 1): (-1, 5.0, [0], None)}),
+        ):
+            weights = _planted_weights(seed, N, H, B, T, plants)
+            label = (f"previous_token_head(weights) for {N} layers of weights (B, H, T, T) = {(B, H, T, T)}")
+            given = [w.clone() for w in weights]
+            result = _call_with_hint(label, previous_token_head, (("weights", given),), hint)
+            if len(given) != N or any(g.shape != w.shape or not torch.equal(g, w) for g, w in zip(given, weights)):
                 raise AssertionError(
-                    f"{label}: flip_random changed between two calls with the same seed ({got[1]:.4g}, then "
-                    f"{again[1]:.4g}): draw the random positions with a generator seeded by `seed`, "
-                    f"torch.rand(B, generator=torch.Generator().manual_seed(seed)), not from the global RNG, so "
-                    f"that the experiment can be repeated"
-                )
-            hints = {
-                "labels": "you compared the predictions after erasure with the true labels: that is the error "
-                          "rate, which counts the model's own mistakes too. The flip rate compares with the model's "
-                          "prediction on the intact review, (pred_after != pred_before).mean()",
-                "accuracy drop": "that is the drop in accuracy: flips in both directions cancel in it. Count the "
-                                 "reviews whose prediction changed, (pred_after != pred_before).float().mean()",
-                "percent": "those are percentages: return shares between 0 and 1",
-                "lowest": "you deleted the *least*-attended real word: the experiment deletes the most-attended "
-                          "one, weights.argmax(dim=1)",
-                "swapped": "flip_top and flip_random are swapped: return (flip_top, flip_random)",
-                "kept": "those are the shares of predictions that stayed the same: the flip rate counts the ones "
-                        "that changed",
+                    f"{label} modified the weights it was given in place (a slice assignment such as w[..., 0, :] "
+                    f"= 0, a method ending in an underscore, or the list itself): never change an input; "
+                    f"w.diagonal(offset=-1, dim1=-2, dim2=-1) reads the previous-token weights without touching "
+                    f"the rest")
+            if not isinstance(result, (tuple, list)) or len(result) != 3:
+                got = f"a tuple of {len(result)}" if isinstance(result, (tuple, list)) else type(result).__name__
+                raise AssertionError(f"{label} must return (layer, head, score), got {got}")
+            if isinstance(result[2], torch.Tensor) and result[2].numel() != 1:
+                raise AssertionError(
+                    f"{label}: the score is a tensor of shape {tuple(result[2].shape)}; return the chosen head's "
+                    f"own score, one number, scores[layer, head]")
+            layer = _number(f"layer, {label}", result[0])
+            head = _number(f"head, {label}", result[1])
+            score = _number(f"score, {label}", result[2])
+            scores = _prev_scores(weights)
+            exp_l, exp_h, exp_s = _best(scores)
+            got = (layer, head, score)
+            flat = int(scores.argmax())
+            known = {
+                "you scored the diagonal, a_{t,t}, each query's weight on itself: the previous token is one "
+                "below it, diagonal(offset=-1)": _best(_prev_scores(weights, offset=0)),
+                "you scored the key just *after* the query, diagonal(offset=1), which the causal mask keeps at 0: "
+                "the previous token is diagonal(offset=-1)": _best(_prev_scores(weights, offset=1)),
+                f"the score is divided by T = {T}, as if row 0 had a previous key: the queries t = 1..T-1 have "
+                f"one, T-1 of them; diagonal(offset=-1).mean(-1) averages exactly those":
+                    _best(_prev_scores(weights, divide_by_T=True)),
+                "you took the largest weight over the queries, not the mean: a head that looks back at one "
+                "position only is not a previous-token head; average over t = 1..T-1":
+                    _best(_prev_scores(weights, reduce="max")),
+                "you summed over the queries: the score is the mean weight, between 0 and 1":
+                    _best(_prev_scores(weights, reduce="sum")),
+                "you looked at the first sequence of the batch only: average over the batch too":
+                    _best(_prev_scores(weights, batch=slice(0, 1))),
+                "the layer and the head are swapped: return (layer, head), the layer first":
+                    (exp_h, exp_l, exp_s),
+                f"the flat index was split with divmod(i, N_ℓ = {N}): the table is (N_ℓ, H), so a flat index "
+                f"i is layer i // H, head i % H": (*divmod(flat, N), exp_s),
+                "those are 1-based: the layer and head are 0-based indices, as in weights[layer][:, head]":
+                    (exp_l + 1, exp_h + 1, exp_s),
             }
-            for kind, why in hints.items():
-                wrong = mistakes[kind]
-                if (abs(wrong[0] - top) > 1e-9 or abs(wrong[1] - rand) > 1e-9) and \
-                        abs(got[0] - wrong[0]) < 1e-6 and abs(got[1] - wrong[1]) < 1e-6:
+            for why, value in known.items():
+                if value[:2] != (exp_l, exp_h) or abs(value[2] - exp_s) > 1e-6:
+                    if (layer, head) == value[:2] and abs(score - value[2]) <= 1e-6:
+                        raise AssertionError(f"{label} is {_show(got)} but should be {_show((exp_l, exp_h, exp_s))}: "
+                                             f"{why}")
+            if (layer, head) != (exp_l, exp_h):
+                raise AssertionError(
+                    f"{label} is (layer, head) = {(int(layer), int(head))} but should be {(exp_l, exp_h)}: the "
+                    f"previous-token scores (N_ℓ, H) are {np.round(scores.numpy(), 3).tolist()}")
+            if abs(score - exp_s) > 1e-6:
+                raise AssertionError(
+                    f"{label}: the head is right but its score is {score:.6g}, not {exp_s:.6g}, the mean of "
+                    f"a_{{t, t-1}} over t = 1..T-1 and over the batch")
+    _say("previous_token_head: correct: the mean of each head's sub-diagonal, a_{t, t-1}, over the queries that "
+         "have a previous key and over the batch, then the argmax of the (N_ℓ, H) table.")
+
+
+def _show(t: tuple) -> str:
+    return f"({int(t[0])}, {int(t[1])}, {t[2]:.4g})"
+
+
+# ---------------------------------------------------------------- the experiment
+
+EXPERIMENT = dict(d_model=32, num_heads=2, num_layers=2, d_ff=64, context=32, steps=200, batch_size=16,
+                  lr=1e-2, warmup=20, windows=32)
+
+
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    """Train on one thread, as the chapter does: faster on a shared CPU, and the same sums in the learner's
+    run and the reference's. The previous count is restored after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@functools.lru_cache(maxsize=1)
+def _shakespeare_split() -> tuple[object, torch.Tensor, torch.Tensor]:
+    from attention_course.corpora import shakespeare
+
+    text = shakespeare()
+    vocab = _lib.lm.CharVocab.from_text(text)
+    train, val = _lib.lm.split(vocab.encode(text), 0.9)
+    return vocab, train, val
+
+
+def _experiment_model(seed: int, *, steps: int | None = None) -> torch.nn.Module:
+    e = EXPERIMENT
+    vocab, train, _ = _shakespeare_split()
+    with torch.random.fork_rng(devices=[]):  # leave the learner's RNG alone
+        torch.manual_seed(seed)
+        model = _lib.lm.CharTransformerLM(len(vocab), e["d_model"], e["num_heads"], e["num_layers"], e["d_ff"],
+                                          e["context"], positions="rotary")
+        n = e["steps"] if steps is None else steps
+        if n:
+            _lib.lm.train_lm(model, train, n, batch_size=e["batch_size"], lr=e["lr"], warmup=e["warmup"],
+                             seed=seed, progress=False)
+    return model.eval()
+
+
+@functools.lru_cache(maxsize=4)
+def _experiment_reference(seed: int) -> dict[str, np.ndarray]:
+    """{kind: (N_ℓ, H) table}: the experiment as asked ("right") and measured in known wrong ways."""
+    e = EXPERIMENT
+    _, train, val = _shakespeare_split()
+    n, T = e["windows"], e["context"]
+    model = _experiment_model(seed)
+    with torch.no_grad():
+        tables = {}
+        for kind, data in (("right", val), ("train", train)):
+            _, maps = model(data[: n * T].reshape(n, T))
+            tables[kind] = torch.stack([_lib.lm.previous_token_score(w).mean(0) for w in maps])
+        _, maps = model(val[: n * T].reshape(n, T))
+        tables["diagonal"] = torch.stack([w.diagonal(0, -2, -1).mean(-1).mean(0) for w in maps])
+        tables["transposed"] = tables["right"].T
+        _, maps = _experiment_model(seed, steps=0)(val[: n * T].reshape(n, T))
+        tables["untrained"] = torch.stack([_lib.lm.previous_token_score(w).mean(0) for w in maps])
+    return {k: v.numpy().astype(np.float64) for k, v in tables.items()}
+
+
+@_reports_not_attempted
+def check_previous_token_experiment(previous_token_experiment: Callable) -> None:
+    """Experiment: ``previous_token_experiment(seed) -> (N_ℓ, H)``: seed, build and train the chapter's model at
+    a small size (``EXPERIMENT``), then the mean previous-token score of every head on 32 validation windows."""
+    seed = 1
+    label = f"previous_token_experiment(seed={seed})"
+    hint = ("follow the exercise's recipe: torch.manual_seed(seed), lm.CharTransformerLM(...), lm.train_lm(..., "
+            "seed=seed, progress=False), then model(windows) returns (logits, weights) and "
+            "lm.previous_token_score(w).mean(0) is (H,) for each layer's w")
+    with _attempt("previous_token_experiment"), _one_thread():
+        got = _as_array(label, _call_with_hint(label, previous_token_experiment, (("seed", seed),), hint))
+        ref = _experiment_reference(seed)
+        expected = ref["right"]
+        N, H = expected.shape
+        if got.shape != expected.shape:
+            why = {(H, N): ": (H, N_ℓ), one row per head; stack the layers, torch.stack([...]) gives (N_ℓ, H)",
+                   (N,): ": one number per layer; keep one score per head, (N_ℓ, H)",
+                   (N * H,): ": flattened; keep the (N_ℓ, H) table"}.get(got.shape, "")
+            if got.ndim == 3 and got.shape[1:] == expected.shape or got.ndim == 3 and got.shape[0] == N:
+                why = ": there is still a batch axis, average over the 32 windows too, .mean(0)"
+            raise AssertionError(f"{label} has shape {got.shape} but should be (N_ℓ, H) = {(N, H)}{why}")
+        close = lambda a: np.allclose(got, a, atol=2e-4, rtol=1e-3)  # noqa: E731
+        if not close(expected):
+            known = {
+                "untrained": "those are the scores of the untrained model: train it first, lm.train_lm(model, "
+                             "train, ...), then measure",
+                "train": "you measured on training windows: the exercise measures on the first 32 validation "
+                         "windows, val[:32 * 32].reshape(32, 32), text the model has not seen",
+                "diagonal": "you measured each query's weight on itself (the diagonal): the previous token is "
+                            "one below it, lm.previous_token_score",
+                "transposed": "the table is transposed: one row per layer, one column per head",
+            }
+            for kind, why in known.items():
+                if not np.allclose(ref[kind], expected, atol=2e-4) and close(ref[kind]):
                     raise AssertionError(f"{label}: {why}")
-            if abs(got[0] - top) > 1e-6:
-                raise AssertionError(
-                    f"flip_top, {label} is {got[0]:.4g} but should be {top:.4g}: predict on the intact reviews, "
-                    f"delete each review's most-attended word (weights.argmax(dim=1)) with tx.drop_word, predict "
-                    f"again, and take the share of reviews whose prediction changed"
-                )
-            # another correct draw of random real words differs by chance: about ±0.01 here; allow 0.03
-            if abs(got[1] - rand) > 0.03:
-                raise AssertionError(
-                    f"flip_random, {label} is {got[1]:.4g} but should be about {rand:.4g} (exactly that with the "
-                    f"positions (torch.rand(B, generator=torch.Generator().manual_seed(seed)) * lengths).long()): "
-                    f"delete one random *real* word of each review, then count the changed predictions"
-                )
-    _say(f"erasure_flip_rates: correct. Deleting the most-attended word flips {100 * top:.1f}% of the predictions, "
-         f"a random word {100 * rand:.1f}%: on this model the weights point at words the prediction uses.")
+            if close(_experiment_reference(0)["right"]):
+                raise AssertionError(f"{label} gave the scores of seed 0: use the argument, "
+                                     f"torch.manual_seed(seed) and train_lm(..., seed=seed)")
+            _compare(label, got, expected, atol=2e-4, rtol=1e-3,
+                     legend=" (N_ℓ, H): the mean weight on the previous character, per layer and head")
+        T = EXPERIMENT["context"]
+        uniform = float(np.mean([1.0 / t for t in range(2, T + 1)]))
+    _say(f"previous_token_experiment: correct. After {EXPERIMENT['steps']} steps the best head puts "
+         f"{expected.max():.2f} of its weight on the previous character, {expected.max() / uniform:.0f} times "
+         f"what uniform causal weights would ({uniform:.3f}); the untrained model's best head: "
+         f"{ref['untrained'].max():.2f}.")
+
+
+# ---------------------------------------------------------------- questions
+
+
+@_reports_not_attempted
+def check_greedy_cycle_question(answer: Callable[[], object]) -> None:
+    """Question: why greedy decoding with a fixed context window must end in a cycle."""
+    _check_choice(
+        "greedy_cycle", answer, "c",
+        "Greedy decoding makes the next character a fixed function of the last 64, and there are finitely many "
+        "windows of 64 characters. A sequence of windows that never repeated would need infinitely many "
+        "distinct ones, so some window comes back, and from there on the text repeats what followed its first "
+        "appearance, forever. Finite does not mean short: the bound is astronomically large, but small models "
+        "fall into a loop within a few hundred characters.",
+        {
+            "a": "A better-trained model may take longer to fall into a loop, but it cannot escape one: the argument "
+                 "uses only that the next character is a fixed function of the last 64, which holds for any "
+                 "weights, trained or not.",
+            "b": "The period is the distance between two occurrences of the same 64-character window, and nothing "
+                 "bounds it by 64: the model can write a loop of several hundred characters whose windows are all "
+                 "different until it comes back.",
+            "d": "The positions inside the window are the same at every step (the model always reads the last 64 "
+                 "characters at positions 0..63), so they do not make two equal windows different: equal windows "
+                 "give equal logits, and greedy picks the same character.",
+        },
+    )
+
+
+@_reports_not_attempted
+def check_masked_lm_question(answer: Callable[[], object]) -> None:
+    """Question: why a masked language model puts its loss on the masked positions only."""
+    _check_choice(
+        "masked_lm_loss", answer, "b",
+        "In a masked LM every position sees every other, itself included. At an unmasked position the answer is "
+        "in the input, at that very position, so a loss there teaches copying. Only a position whose token was "
+        "replaced by [MASK] asks for a prediction, from both sides; a causal LM hides the future with its mask "
+        "instead, so every position can carry a loss.",
+        {
+            "a": "One pass costs the same whatever positions carry a loss: the model computes every position's "
+                 "output anyway. The restriction is about what a loss at an unmasked position would teach.",
+            "c": "The causal mask is what the decoder-only family uses; a masked LM has no causal mask at all, "
+                 "every position sees every other, which is exactly why an unmasked position can see its own "
+                 "token.",
+            "d": "Tokens near the end of a sentence have plenty of context on the left, and a masked LM reads the "
+                 "right as well. Nothing about position limits the loss; what matters is whether the token "
+                 "itself is visible.",
+        },
+    )

@@ -1,6 +1,6 @@
-"""Chapter 10, efficient attention: online softmax, block update, cached step, linear attention.
+"""Chapter 10, applications: attention pooling, soft alignment, patches, seasonal naive, MASE.
 
-The checks of ``chapters/10_*_exercises.ipynb``; see :mod:`attention_course.checks`.
+The checks of ``chapters/09_*_exercises.ipynb``; see :mod:`attention_course.checks`.
 """
 
 from __future__ import annotations
@@ -12,575 +12,713 @@ import torch
 
 
 import attention_course as _lib
-import attention_course.attention  # noqa: F401 (binds _lib.attention)
-import attention_course.efficient  # noqa: F401 (binds _lib.efficient)
-import attention_course.reference  # noqa: F401 (binds _lib.reference)
+import attention_course.applications.sequences  # noqa: F401 (binds _lib.applications.sequences)
+import attention_course.applications.vision  # noqa: F401 (binds _lib.applications.vision)
 
 from .. import masks
+from ..attention import masked_softmax
+from ..applications.sequences import mase as _ref_mase
+from ..applications.sequences import seasonal_naive_forecast
+from ..applications.vision import patchify as _ref_patchify
 from ._core import (
     _own_work,
     _say,
+    NotAttempted,
     _reports_not_attempted,
     _attempt,
     _as_array,
-    _fmt_index,
     _compare,
+    _number,
     _reject_known,
     _call_with_hint,
+    _numbered,
     _reject_shape,
+    _compare_numbered,
     _tuple_of,
     _expect_shapes,
     _check_choice,
-    _check_number,
-    _number,
 )
 
 __all__ = [
-    "check_online_softmax_update",
-    "check_attention_block_update",
-    "check_cached_attention_step",
-    "check_linear_attention",
-    "check_running_max_start",
-    "check_kv_cache_bytes",
-    "check_gqa_cache_size",
+    "check_attention_pool",
+    "check_soft_align",
+    "check_patchify",
+    "check_seasonal_naive",
+    "check_mase",
+    "check_mase_meaning",
+    "check_erasure_flip_rates",
 ]
 
 
-def _stacked(*parts: torch.Tensor | np.ndarray) -> np.ndarray:
-    """One flat vector of all parts, so that a whole (m, r, ...) state compares at once."""
-    return np.concatenate([np.asarray(p.detach().numpy() if isinstance(p, torch.Tensor) else p).ravel()
-                           for p in parts])
+def _ref_attention_pool(h: torch.Tensor, query: torch.Tensor, mask: torch.Tensor
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Attention pooling with one learned query: (pooled (B, D), weights (B, T))."""
+    D = h.shape[-1]
+    scores = h @ query / D**0.5  # (B, T, D) @ (D,) -> (B, T)
+    weights = masked_softmax(scores, mask)  # (B, T): 0 on padding, a row of zeros if all padding
+    return (weights.unsqueeze(1) @ h).squeeze(1), weights  # (B, 1, T) @ (B, T, D) -> (B, D)
 
 
-def _online_softmax_reference(m: torch.Tensor, l: torch.Tensor, block: torch.Tensor
-                              ) -> tuple[torch.Tensor, torch.Tensor]:
-    m_new = torch.maximum(m, block.max(dim=-1).values)  # (L,): the running max
-    l_new = l * torch.exp(m - m_new) + torch.exp(block - m_new[:, None]).sum(dim=-1)  # (L,): sum of exp(z - m_new)
-    return m_new, l_new
-
-
-def _online_softmax_wrong(m: torch.Tensor, l: torch.Tensor, block: torch.Tensor) -> dict[str, torch.Tensor]:
-    """{hint: the stacked (m, r) of a known mistake}."""
-    L, C = block.shape
-    bm = block.max(dim=-1).values  # (L,): this block's max only
-    m_new = torch.maximum(m, bm)  # (L,)
-
-    def exps(ref: torch.Tensor) -> torch.Tensor:
-        return torch.exp(block - ref[:, None]).sum(dim=-1)  # (L,)
-
-    whole = torch.maximum(m, block.max())  # (L,): the max over every row of the block
-    wrong = {
-        "r was not rescaled: r is a sum of exp(z - m_old), and once the max grows to m_new every one of its terms "
-        "must shrink by exp(m_old - m_new): r_new = r * exp(m - m_new) + the block's sum":
-            _stacked(m_new, l + exps(m_new)),
-        "the running max is this block's max only: it is the larger of the old max and the block's, "
-        "m_new = maximum(m, block.max(dim=-1))": _stacked(bm, l * torch.exp(m - bm) + exps(bm)),
-        "you rescaled r the wrong way, by exp(m_new - m_old) >= 1: the max grew, so the old terms shrink, "
-        "r * exp(m_old - m_new)": _stacked(m_new, l * torch.exp(m_new - m) + exps(m_new)),
-        "you summed exp(block) without subtracting the max: r holds the sum of exp(z - m), relative to the running "
-        "max, so the block's terms are exp(block - m_new) (and exp of a large score overflows)":
-            _stacked(m_new, l + torch.exp(block).sum(dim=-1)),
-        "the block's terms are taken relative to the old max, exp(block - m_old): take both the old sum and the "
-        "block's terms relative to the new max m_new": _stacked(m_new, l * torch.exp(m - m_new) + exps(m)),
-        "the old r was dropped: r_new is the old sum, rescaled, plus the block's, r * exp(m - m_new) + "
-        "exp(block - m_new).sum(dim=-1)": _stacked(m_new, exps(m_new)),
-        "you took one max over the whole block, all rows together: each row (one query) has its own running "
-        "max, block.max(dim=-1)": _stacked(whole, l * torch.exp(m - whole) + exps(whole)),
-    }
-    if L == C:
-        col = torch.maximum(m, block.max(dim=0).values)  # over the rows instead of the columns
-        wrong["the max was taken over the rows (dim=0) of the block: each row's max runs over its own scores, "
-              "dim=-1"] = _stacked(col, l * torch.exp(m - col) + exps(col))
-        wrong["the sum was taken over the rows (dim=0) of the block: each row sums its own scores' "
-              "exponentials, dim=-1"] = _stacked(m_new, l * torch.exp(m - m_new) +
-                                                  torch.exp(block - m_new[:, None]).sum(dim=0))
-    return wrong
-
-
-def _reject_known_flat(label: str, got: np.ndarray, expected: np.ndarray, wrong: dict, atol: float = 1e-8) -> None:
-    for hint, value in wrong.items():
-        if value.shape == got.shape and not np.allclose(value, expected, atol=atol, equal_nan=True) and \
-                np.allclose(got, value, atol=atol, equal_nan=True):
-            raise AssertionError(f"{label}: {hint}")
-
-
-def _finite_state(label: str, got: tuple[np.ndarray, ...], names: tuple[str, ...], why: str) -> None:
-    for name, g in zip(names, got):
-        if not np.all(np.isfinite(g)):
-            bad = _fmt_index(tuple(int(i) for i in np.argwhere(~np.isfinite(g))[0]))
-            raise AssertionError(f"{name}, {label} is {g[tuple(np.argwhere(~np.isfinite(g))[0])]} at {bad}: {why}")
-
-
-_OVERFLOW = ("exp of a score near 1000 overflows to inf: subtract the running max first, exp(block - m_new), "
-             "and rescale the old sum by exp(m - m_new); both exponents are then at most 0")
-
-
-@_reports_not_attempted
-def check_online_softmax_update(online_softmax_update: Callable) -> None:
-    """Exercise: ``online_softmax_update(m (L,), r (L,), block (L, T_tile)) -> (m_new, r_new)``: the running max and
-    the running sum of exp(z - max) of each row, after one more block of T_tile scores:
-    m_new = maximum(m, block.max(-1)), r_new = r * exp(m - m_new) + exp(block - m_new).sum(-1)."""
-    online_softmax_update = _own_work(
-        "online_softmax_update", online_softmax_update,
-        _lib.efficient.online_softmax,
-    )
-    names = ("m_new", "r_new")
-    with _attempt("online_softmax_update"):
-        # one step in mid-row: rows 0 and 2 find a new max in the block, rows 1 and 3 do not; L = C, where a
-        # reduction over the wrong axis still runs
-        m = torch.tensor([0.5, 2.0, -1.0, 1.0], dtype=torch.float64)  # (L,)
-        l = torch.tensor([1.5, 2.5, 3.0, 1.2], dtype=torch.float64)  # (L,)
-        block = torch.tensor([[1.5, -0.3, 0.2, 0.9], [0.1, 1.2, -0.5, 0.4],
-                              [0.3, -2.0, 0.8, 1.4], [-0.4, 0.6, 0.0, 0.7]], dtype=torch.float64)  # (L, T_tile)
-        label = "online_softmax_update(m, r, block) for L=4 rows and a block of T_tile=4 scores"
-        hint = ("m and r are (L,), block (L, T_tile): block.max(dim=-1).values is (L,) (a bare .max(dim=-1) returns "
-                "a pair (values, indices)); torch.maximum(m, ...) compares elementwise; block - m_new[:, None] "
-                "broadcasts (L, T_tile) - (L, 1)")
-        got = _tuple_of(label, _call_with_hint(label, online_softmax_update,
-                                               (("m", m), ("r", l), ("block", block)), hint), names)
-        _expect_shapes(label, got, names, ((4,), (4,)), " (L,): one running max and one running sum per row")
-        exp_m, exp_l = _online_softmax_reference(m, l, block)
-        _reject_known_flat(label, _stacked(*got), _stacked(exp_m, exp_l), _online_softmax_wrong(m, l, block))
-        _compare(f"m_new, {label}", got[0], exp_m.numpy(), atol=1e-6, rtol=1e-6,
-                 legend=" (L,): maximum(m, block.max(dim=-1))")
-        _compare(f"r_new, {label}", got[1], exp_l.numpy(), atol=1e-6, rtol=1e-6,
-                 legend=" (L,): r * exp(m - m_new) + exp(block - m_new).sum(dim=-1)")
-
-        # a stream of blocks from the empty state (m = -inf, r = 0); row 1 has scores near 1000, row 3 near -1000
-        # (all negative: a running max started at 0 instead of -inf underflows there), and row 4 mixes scales, its
-        # later blocks 800 above its first (the old sum must shrink by exp(-800), to 0, without NaN)
-        gen = torch.Generator().manual_seed(101)
-        scores = torch.randn(5, 8, generator=gen, dtype=torch.float64) * 2.0  # (L, S)
-        scores[1] += 1000.0
-        scores[2] -= 30.0
-        scores[3] -= 1000.0
-        scores[4, 3:] += 800.0
-        m = torch.full((5,), -torch.inf, dtype=torch.float64)  # (L,): the max of no scores
-        l = torch.zeros(5, dtype=torch.float64)  # (L,): the sum over no scores
-        start = 0
-        for width in (3, 3, 2):
-            block = scores[:, start:start + width]  # (L, T_tile)
-            label = (f"online_softmax_update after the block of columns {start}..{start + width - 1} of scores "
-                     f"(L, S) = (3, 8), starting from m = -inf, r = 0")
-            got = _tuple_of(label, _call_with_hint(label, online_softmax_update,
-                                                   (("m", m), ("r", l), ("block", block.clone())), hint), names)
-            _expect_shapes(label, got, names, ((5,), (5,)), " (L,)")
-            _finite_state(label, got, names, _OVERFLOW if start else
-                          _OVERFLOW + ". On the first block m = -inf: exp(m - m_new) = exp(-inf) = 0, and r = 0")
-            seen = scores[:, :start + width]  # (L, columns so far)
-            exp_m = seen.max(dim=-1).values  # (L,)
-            exp_l = torch.exp(seen - exp_m[:, None]).sum(dim=-1)  # (L,)
-            if got[1][3] == 0.0 or abs(got[0][3]) < 1.0:
-                raise AssertionError(
-                    f"r_new, {label}: row 3, whose scores are all near -1000, has m = {got[0][3]:.6g} and "
-                    f"r = {got[1][3]:.6g}, but its max is {exp_m[3].item():.6g} and its sum of exp(z - max) at least "
-                    f"1. A running max that never drops below 0 (m started at 0, or clamped) makes every exp(z - m) "
-                    f"underflow to 0 for negative scores: the max is the scores' own max, maximum(m, "
-                    f"block.max(dim=-1)), and it starts at -inf"
-                )
-            _compare(f"m_new, {label}", got[0], exp_m.numpy(), atol=1e-6, rtol=1e-6,
-                     legend=" (L,): the max of every score so far")
-            # float32 scores near 1000 carry about 6e-5 of rounding into exp(z - m): a relative tolerance of 2e-4
-            _compare(f"r_new, {label}", got[1], exp_l.numpy(), atol=1e-6, rtol=2e-4,
-                     legend=" (L,): the sum of exp(z - m_new) over every score so far")
-            m, l = (torch.as_tensor(g) for g in got)
-            start += width
-    _say("online_softmax_update: correct: the running max, and the running sum rescaled by exp(m - m_new); "
-          "exact, and stable for scores near 1000.")
-
-
-def _block_attention_reference(m, l, acc, scores, values):
-    m_new = torch.maximum(m, scores.max(dim=-1).values)  # (L,)
-    scale = torch.exp(m - m_new)  # (L,): how much the old terms shrink
-    p = torch.exp(scores - m_new[:, None])  # (L, T_tile)
-    return m_new, l * scale + p.sum(dim=-1), acc * scale[:, None] + p @ values  # (L,), (L,), (L, Ev)
-
-
-def _block_attention_wrong(m, l, acc, scores, values) -> dict[str, np.ndarray]:
-    bm = scores.max(dim=-1).values  # (L,)
-    m_new = torch.maximum(m, bm)  # (L,)
-    s = torch.exp(m - m_new)  # (L,)
-    p = torch.exp(scores - m_new[:, None])  # (L, T_tile)
-    l_new = l * s + p.sum(dim=-1)  # (L,)
-    pb = torch.exp(scores - bm[:, None])  # (L, T_tile)
-    sb = torch.exp(m - bm)  # (L,)
-    po = torch.exp(scores - m[:, None])  # (L, T_tile)
-    return {
-        "acc was not rescaled: it is a sum of exp(z - m_old) v, so when the max grows every old term must shrink "
-        "by exp(m_old - m_new), like r: acc * exp(m - m_new)[:, None] + p @ values":
-            _stacked(m_new, l_new, acc + p @ values),
-        "r was not rescaled (acc was): both sums shrink by exp(m_old - m_new) when the max grows":
-            _stacked(m_new, l + p.sum(dim=-1), acc * s[:, None] + p @ values),
-        "acc was divided by r: acc holds the unnormalised sum of exp(z - m) v, and the division by r happens "
-        "once, after the last block (out = acc / r[:, None]). Dividing at every step and adding the next block's "
-        "unnormalised terms mixes two scales": _stacked(m_new, l_new, (acc * s[:, None] + p @ values) / l_new[:, None]),
-        "acc was kept normalised (out so far, as FlashAttention-1 does): here acc is the unnormalised sum of "
-        "exp(z - m) v, as in FlashAttention-2; rescale it by exp(m - m_new) only, and divide by r at the very end":
-            _stacked(m_new, l_new, (acc * (l * s)[:, None] + p @ values) / l_new[:, None]),
-        "you rescaled the wrong way, by exp(m_new - m_old) >= 1: the max grew, so the old terms shrink, "
-        "exp(m - m_new)": _stacked(m_new, l / s + p.sum(dim=-1), acc / s[:, None] + p @ values),
-        "the running max is this block's max only: it is the larger of the old max and the block's, "
-        "maximum(m, scores_block.max(dim=-1))": _stacked(bm, l * sb + pb.sum(dim=-1), acc * sb[:, None] + pb @ values),
-        "the block's weights are taken relative to the old max, exp(scores - m_old): use the new max m_new for "
-        "them and for the rescaling": _stacked(m_new, l * s + po.sum(dim=-1), acc * s[:, None] + po @ values),
-        "the block's weights were normalised on their own (a softmax over the block): keep them unnormalised, "
-        "exp(scores - m_new), and let r carry their sum": _stacked(
-            m_new, l_new, acc * s[:, None] + torch.softmax(scores, dim=-1) @ values),
-    }
-
-
-@_reports_not_attempted
-def check_attention_block_update(attention_block_update: Callable) -> None:
-    """Exercise: ``attention_block_update(m (L,), r (L,), acc (L, Ev), scores_block (L, T_tile),
-    values_block (T_tile, Ev)) -> (m, r, acc)``: one step of tiled (FlashAttention-style) attention; acc is the
-    unnormalised sum of exp(z - m) v, rescaled by exp(m_old - m_new), and the output is acc / r after the last
-    block."""
-    attention_block_update = _own_work(
-        "attention_block_update", attention_block_update,
-        _lib.efficient.online_softmax,
-        _lib.efficient.tiled_attention,
-    )
-    names = ("m", "r", "acc")
-    hint = ("m and r are (L,), acc (L, Ev), scores_block (L, T_tile) and values_block (T_tile, Ev): the block's "
-            "weights exp(scores_block - m_new[:, None]) are (L, T_tile), times values_block (T_tile, Ev) gives "
-            "(L, Ev); the rescaling factor exp(m - m_new) is (L,), and [:, None] makes it (L, 1) to scale the rows "
-            "of acc")
-    with _attempt("attention_block_update"):
-        # one step in mid-stream: rows 0 and 2 find a new max in this block, rows 1 and 3 do not
-        gen = torch.Generator().manual_seed(102)
-        L, C, Ev = 4, 3, 2
-        m = torch.tensor([0.5, 2.0, -1.0, 1.0], dtype=torch.float64)  # (L,)
-        l = torch.tensor([1.5, 2.5, 3.0, 1.2], dtype=torch.float64)  # (L,)
-        acc = torch.randn(L, Ev, generator=gen, dtype=torch.float64)  # (L, Ev)
-        scores = torch.tensor([[1.5, -0.3, 0.2], [0.1, 1.2, -0.5], [0.3, -2.0, 0.8], [-0.4, 0.6, 0.0]],
-                              dtype=torch.float64)  # (L, T_tile)
-        values = torch.randn(C, Ev, generator=gen, dtype=torch.float64)  # (T_tile, Ev)
-        label = f"attention_block_update for L={L} queries, a block of T_tile={C} keys, Ev={Ev}"
-        args = (("m", m), ("r", l), ("acc", acc), ("scores_block", scores), ("values_block", values))
-        got = _tuple_of(label, _call_with_hint(label, attention_block_update, args, hint), names)
-        _expect_shapes(label, got, names, ((L,), (L,), (L, Ev)), " (m and r (L,), acc (L, Ev))")
-        expected = _block_attention_reference(m, l, acc, scores, values)
-        wrong = _block_attention_wrong(m, l, acc, scores, values)
-        _reject_known_flat(label, _stacked(*got), _stacked(*expected), wrong)
-        for name, g, e, legend in zip(names, got, expected, (
-                " (L,): maximum(m, scores_block.max(dim=-1))",
-                " (L,): r * exp(m - m_new) + exp(scores_block - m_new[:, None]).sum(dim=-1)",
-                " (L, Ev): acc * exp(m - m_new)[:, None] + exp(scores_block - m_new[:, None]) @ values_block")):
-            _compare(f"{name}, {label}", g, e.numpy(), atol=1e-6, rtol=1e-6, legend=legend)
-
-        # the whole row of keys in blocks of 3, 3 and 1, from the empty state; row 1's scores are near 500
-        L, S, Ev = 3, 7, 5
-        scores = torch.randn(L, S, generator=gen, dtype=torch.float64) * 1.5  # (L, S)
-        scores[1] += 500.0
-        scores[2] -= 900.0  # all negative: exp(z) underflows to 0 unless taken relative to the max
-        scores[0, 3:] += 600.0  # mixed scales: the later blocks far above the first
-        values = torch.randn(S, Ev, generator=gen, dtype=torch.float64)  # (S, Ev)
-        m = torch.full((L,), -torch.inf, dtype=torch.float64)
-        l, acc = torch.zeros(L, dtype=torch.float64), torch.zeros(L, Ev, dtype=torch.float64)
-        start = 0
-        for width in (3, 3, 1):
-            label = (f"attention_block_update after the keys {start}..{start + width - 1} of S={S}, L={L}, Ev={Ev}, "
-                     f"starting from m = -inf, r = 0, acc = 0")
-            args = (("m", m), ("r", l), ("acc", acc), ("scores_block", scores[:, start:start + width].clone()),
-                    ("values_block", values[start:start + width].clone()))
-            got = _tuple_of(label, _call_with_hint(label, attention_block_update, args, hint), names)
-            _expect_shapes(label, got, names, ((L,), (L,), (L, Ev)), " (m and r (L,), acc (L, Ev))")
-            _finite_state(label, got, names, "exp of a score near 500 overflows (and of one near -900 underflows "
-                                             "to 0, so r = 0 and acc / r = 0/0): take every exponential relative "
-                                             "to the running max, exp(scores_block - m_new), exp(m - m_new)")
-            if got[1][2] == 0.0:
-                raise AssertionError(
-                    f"r, {label}: row 2, whose scores are all near -900, has r = 0: exp of its scores underflowed. "
-                    f"Take them relative to the running max, exp(scores_block - m_new[:, None]), whose largest term "
-                    f"is exp(0) = 1; the max starts at -inf, not 0"
-                )
-            seen = scores[:, :start + width]  # (L, keys so far)
-            exp_m = seen.max(dim=-1).values  # (L,)
-            p = torch.exp(seen - exp_m[:, None])  # (L, keys so far)
-            for name, g, e in zip(names, got, (exp_m, p.sum(dim=-1), p @ values[:start + width])):
-                _compare(f"{name}, {label}", g, e.numpy(), atol=1e-6, rtol=2e-4,  # float32 near 500 and 600
-                         legend=" (the state after these keys: max, sum of exp(z - max), sum of exp(z - max) v)")
-            m, l, acc = (torch.as_tensor(g) for g in got)
-            start += width
-        out = acc / l[:, None]  # (L, Ev)
-        _compare("acc / r after the last block", out.numpy(), (torch.softmax(scores, dim=-1) @ values).numpy(),
-                 atol=1e-5, rtol=2e-4, legend=" (L, Ev): softmax(scores) @ values, computed at once")
-    _say("attention_block_update: correct: acc and r rescaled by exp(m - m_new), divided once at the end; "
-          "equal to softmax(scores) @ values.")
-
-
-def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, scale: float | None = None, dim: int = -1
-            ) -> torch.Tensor:
-    """softmax(q kᵀ / scale) v over the last two axes; scale defaults to sqrt(E)."""
-    scale = q.shape[-1] ** 0.5 if scale is None else scale
-    return torch.softmax(q @ k.transpose(-2, -1) / scale, dim=dim) @ v  # (..., L, Ev)
-
-
-@_reports_not_attempted
-def check_cached_attention_step(cached_attention_step: Callable) -> None:
-    """Exercise: ``cached_attention_step(q_t (..., 1, E), k_t (..., 1, E), v_t (..., 1, Ev), cache_k (..., S, E),
-    cache_v (..., S, Ev)) -> (out_t (..., 1, Ev), cache_k (..., S+1, E), cache_v (..., S+1, Ev))``: append the new
-    key and value along the time axis (dim -2), then attend with q_t over all S+1 cached positions."""
-    cached_attention_step = _own_work(
-        "cached_attention_step", cached_attention_step,
-        _lib.efficient.KVCache,
-    )
-    names = ("out_t", "cache_k", "cache_v")
-    hint = ("the caches are (..., S, E) and (..., S, Ev), the new key and value (..., 1, E) and (..., 1, Ev): "
-            "append along the time axis, torch.cat([cache_k, k_t], dim=-2), which works for (B, S, E) and "
-            "(B, H, S, E) alike; then q_t @ cache_k.transpose(-2, -1) is (..., 1, S+1)")
-    with _attempt("cached_attention_step"):
-        gen = torch.Generator().manual_seed(103)
-        B, S, E, Ev = 2, 3, 4, 5
-        q, k, v = (torch.randn(B, 1, n, generator=gen, dtype=torch.float64) for n in (E, E, Ev))  # (B, 1, ·)
-        cache_k = torch.randn(B, S, E, generator=gen, dtype=torch.float64)  # (B, S, E)
-        cache_v = torch.randn(B, S, Ev, generator=gen, dtype=torch.float64)  # (B, S, Ev)
-        label = f"cached_attention_step for B={B}, S={S} cached positions, E={E}, Ev={Ev}"
-        args = (("q_t", q), ("k_t", k), ("v_t", v), ("cache_k", cache_k), ("cache_v", cache_v))
-        got = _tuple_of(label, _call_with_hint(label, cached_attention_step, args, hint), names)
-        K, V = torch.cat([cache_k, k], dim=-2), torch.cat([cache_v, v], dim=-2)  # (B, S+1, E), (B, S+1, Ev)
-        expected = (_attend(q, K, V), K, V)
-        for name, g, cache, new in zip(names[1:], got[1:], (cache_k, cache_v), (k, v)):
-            n = cache.shape[-1]
-            _reject_shape(f"{name}, {label}", g, (B, S + 1, n), [
-                ((B, S, n), "it has the S old positions only: append the new one, torch.cat([cache, new], dim=-2)"),
-                ((B, 1, n), "you overwrote the cache with the new position: append it, so that the next step "
-                            "still sees every earlier one, torch.cat([cache, new], dim=-2)"),
-                ((2 * B, S, n), "you appended along the batch axis (dim 0): the time axis is dim -2"),
-                ((B, S, 2 * n), "you appended along the feature axis (dim -1): the time axis is dim -2"),
-            ])
-            if g.shape == (B, S + 1, n) and np.allclose(g, torch.cat([new, cache], dim=-2).numpy()):
-                raise AssertionError(
-                    f"{name}, {label}: the new position went in front of the cache: it is the latest, so it goes at "
-                    f"the end, position S = {S}: torch.cat([cache, new], dim=-2)"
-                )
-            _compare(f"{name}, {label}", g, torch.cat([cache, new], dim=-2).numpy(), atol=1e-6, rtol=1e-6,
-                     legend=f" (B, S+1, {'E' if name == 'cache_k' else 'Ev'}): the old cache, then the new position")
-        wrong = {
-            "you attended before appending, over the S old positions only: the token attends to itself too, "
-            "so append k_t and v_t first and attend over all S+1": _attend(q, cache_k, cache_v),
-            f"you did not divide the scores by sqrt(E) = {E**0.5:.3g}": _attend(q, K, V, scale=1.0),
-            f"you divided by sqrt(Ev) = sqrt({Ev}): the scale is sqrt(E) = sqrt({E}), the size of the queries and "
-            f"keys": _attend(q, K, V, scale=Ev**0.5),
-            "the softmax ran over the single query (dim -2), giving every key weight 1: it runs over the keys, "
-            "dim=-1": _attend(q, K, V, dim=-2),
-        }
-        _reject_known(f"out_t, {label}", got[0], expected[0], wrong, atol=1e-8)
-        _compare(f"out_t, {label}", got[0], expected[0].numpy(), atol=1e-6, rtol=1e-5,
-                 legend=" (B, 1, Ev): attention of q_t over the S+1 cached keys and values")
-
-        # generate T = 5 steps with heads, from empty caches: the outputs must be those of causal attention
-        B, H, T, E, Ev = 2, 3, 5, 6, 2  # another E than above, so that a hard-coded sqrt(4) shows
-        Q, Kf = (torch.randn(B, H, T, E, generator=gen, dtype=torch.float64) for _ in range(2))  # (B, H, T, E)
-        Vf = torch.randn(B, H, T, Ev, generator=gen, dtype=torch.float64)  # (B, H, T, Ev)
-        causal = masks.causal_mask(T)  # (T, T), True = may attend
-        scores_full = (Q @ Kf.transpose(-2, -1) / E**0.5).masked_fill(~causal, -torch.inf)  # (B, H, T, T)
-        full = torch.softmax(scores_full, dim=-1) @ Vf  # (B, H, T, Ev): causal attention at once
-        cache_k = torch.zeros(B, H, 0, E, dtype=torch.float64)  # (B, H, 0, E): nothing cached yet
-        cache_v = torch.zeros(B, H, 0, Ev, dtype=torch.float64)
-        for t in range(T):
-            label = (f"cached_attention_step at step t={t} of generating T={T} tokens with heads, (B, H) = {(B, H)}, "
-                     f"E={E}, Ev={Ev}, from empty caches (B, H, 0, E)")
-            args = (("q_t", Q[:, :, t:t + 1]), ("k_t", Kf[:, :, t:t + 1]), ("v_t", Vf[:, :, t:t + 1]),
-                    ("cache_k", cache_k), ("cache_v", cache_v))
-            got = _tuple_of(label, _call_with_hint(label, cached_attention_step, args, hint), names)
-            for name, g, n in zip(names[1:], got[1:], (E, Ev)):
-                if g.shape != (B, H, t + 1, n):
-                    raise AssertionError(
-                        f"{name}, {label} has shape {g.shape} but should have shape {(B, H, t + 1, n)}: "
-                        f"(B, H, t+1, {'E' if n == E else 'Ev'}), the cache grows by one position along the time "
-                        f"axis, dim -2, at every step"
-                    )
-            hard = torch.softmax(scores_full[:, :, t:t + 1] * E**0.5 / 2.0, dim=-1) @ Vf  # (B, H, 1, Ev)
-            if got[0].shape == tuple(hard.shape) and np.allclose(got[0], hard.numpy(), atol=1e-8) and \
-                    not np.allclose(hard.numpy(), full[:, :, t:t + 1].numpy(), atol=1e-8):
-                raise AssertionError(
-                    f"out_t, {label}: you divided by 2 = sqrt(4), the head size of the first test: here E = {E}; "
-                    f"take it from the query, E = q_t.shape[-1], and divide by sqrt(E)"
-                )
-            _compare(f"out_t, {label}", got[0], full[:, :, t:t + 1].numpy(), atol=1e-6, rtol=1e-5,
-                     legend=" (B, H, 1, Ev): row t of causal attention over the whole sequence")
-            cache_k, cache_v = torch.as_tensor(got[1]), torch.as_tensor(got[2])
-    _say("cached_attention_step: correct: append, then attend over every cached position; "
-          "step by step it is causal attention.")
-
-
-def _elu1(x: torch.Tensor) -> torch.Tensor:
-    return torch.nn.functional.elu(x) + 1.0
-
-
-def _linear_attention(q, k, v, *, phi: Callable = _elu1, normalise: bool = True, phi_v: bool = False
-                      ) -> torch.Tensor:
-    """Linear attention, computed the quadratic way: (phi(q) phi(k)ᵀ) with rows normalised, times v."""
-    a = phi(q) @ phi(k).transpose(-2, -1)  # (B, L, S)
-    if normalise:
-        a = a / a.sum(dim=-1, keepdim=True)
-    return a @ (phi(v) if phi_v else v)  # (B, L, Ev)
-
-
-@_reports_not_attempted
-def check_linear_attention(linear_attention: Callable) -> None:
-    """Exercise: ``linear_attention(q (B, L, E), k (B, S, E), v (B, S, Ev)) -> (B, L, Ev)`` with phi = elu + 1:
-    out_i = phi(q_i) (sum_j phi(k_j)ᵀ v_j) / (phi(q_i) · sum_j phi(k_j)), Katharopoulos et al. 2020."""
-    linear_attention = _own_work(
-        "linear_attention", linear_attention,
-        _lib.efficient.linear_attention,
-    )
-    with _attempt("linear_attention"):
-        # L = S first, where swapping q and k still runs; then L, S, E and Ev all different
-        for seed, (B, L, S, E, Ev) in ((104, (1, 6, 6, 3, 3)), (105, (2, 3, 5, 4, 2))):
-            gen = torch.Generator().manual_seed(seed)
-            q, k = (torch.randn(B, n, E, generator=gen, dtype=torch.float64) for n in (L, S))
-            v = torch.randn(B, S, Ev, generator=gen, dtype=torch.float64)
-            label = f"linear_attention for B={B}, L={L}, S={S}, E={E}, Ev={Ev}"
-            result = _call_with_hint(
-                label, linear_attention, (("q", q), ("k", k), ("v", v)),
-                "phi(k).transpose(-2, -1) @ v is (B, E, Ev), one matrix per sequence whatever S is; phi(q) @ it is "
-                "(B, L, Ev). The normaliser phi(q) @ phi(k).sum(dim=-2)[..., None] is (B, L, 1)",
+def _reject_pooling_nan(label: str, w: np.ndarray, lengths: list[int]) -> None:
+    for b in range(w.shape[0]):
+        if np.isfinite(w[b]).all():
+            continue
+        if lengths[b] == 0:
+            raise AssertionError(
+                f"weights, {label}: sequence {b} is all padding (length 0) and its weights came out NaN: "
+                f"masked_fill(~mask, -inf) then softmax gives exp(-inf) / sum(exp(-inf)) = 0/0 there. A sequence "
+                f"with no real token must get zero weights (and a zero pooled vector), never NaN: "
+                f"ac.masked_softmax does so, or zero the rows that have no real token"
             )
-            got = _as_array(label, result)
-            expected = _linear_attention(q, k, v)  # (B, L, Ev)
+        raise AssertionError(
+            f"weights, {label}: sequence {b} has {lengths[b]} real tokens, yet its weights contain NaN or inf. If "
+            f"a sequence without padding comes out NaN, the mask is inverted: True = a real token, so fill the "
+            f"scores where the mask is False, masked_fill(~mask, float('-inf')). Otherwise an exponential "
+            f"overflowed: subtract each row's max first"
+        )
+
+
+@_reports_not_attempted
+def check_attention_pool(attention_pool: Callable) -> None:
+    """Exercise: ``attention_pool(h (B, T, D), query (D,), mask (B, T)) -> (pooled (B, D), weights (B, T))``:
+    weights = softmax of h·query / sqrt(D) over each sequence's real tokens (mask True), exactly 0 on padding and
+    all 0 for a sequence with no real token; pooled = Σ_t weights_t h_t."""
+    attention_pool = _own_work(
+        "attention_pool", attention_pool,
+        _lib.applications.sequences.AttentionPooling,
+    )
+    names = ("pooled", "weights")
+    hint = ("h is (B, T, D) and query (D,): h @ query is (B, T), one score per token. Each sequence's pooled vector "
+            "is its weights (T,) times its tokens (T, D): weights.unsqueeze(1) @ h is (B, 1, T) @ (B, T, D) = "
+            "(B, 1, D), or (weights[..., None] * h).sum(dim=1) is (B, D)")
+    with _attempt("attention_pool"):
+        # B, T and D all different; lengths: a full sequence, padded ones, and (second) one with no real token
+        # then (third) masks that are not right-padded: padding on the left, holes inside
+        cases = [(91, (3, 5, 4), masks.padding_mask(torch.tensor([5, 3, 1]), 5)),
+                 (92, (4, 6, 8), masks.padding_mask(torch.tensor([2, 6, 0, 4]), 6)),
+                 (90, (2, 6, 5), torch.tensor([[False, False, True, True, True, True],
+                                               [True, False, True, True, False, True]]))]
+        for seed, (B, T, D), mask in cases:
+            gen = torch.Generator().manual_seed(seed)
+            h = torch.randn(B, T, D, generator=gen, dtype=torch.float64)  # (B, T, D)
+            query = torch.randn(D, generator=gen, dtype=torch.float64)  # (D,): h·q / sqrt(D) about N(0, 1)
+            lengths = mask.sum(dim=-1).tolist()  # real tokens per sequence
+            label = (f"attention_pool for B={B}, T={T}, D={D}, lengths={lengths}" if seed != 90 else
+                     f"attention_pool for B={B}, T={T}, D={D}, mask={mask.int().tolist()} (1 = a real token)")
+            result = _call_with_hint(label, attention_pool, (("h", h), ("query", query), ("mask", mask)), hint)
+            if isinstance(result, (tuple, list)) and len(result) == 2:
+                first, second = (_as_array(label, r) for r in result)
+                if first.shape == (B, T) and second.shape == (B, D):
+                    raise AssertionError(f"{label}: you returned (weights, pooled): return (pooled, weights)")
+            pooled, w = _tuple_of(label, result, names)
+            exp_pooled, exp_w = _ref_attention_pool(h, query, mask)
+            _reject_shape(f"weights, {label}", w, (B, T), [
+                ((B, T, 1), "the weights kept a trailing axis of 1: return one weight per token, (B, T)"),
+                ((B, 1, T), "the weights kept an axis of 1 in the middle: return them as (B, T), .squeeze(1)"),
+            ])
+            _reject_shape(f"pooled, {label}", pooled, (B, D), [
+                ((B, T, D), "these are the weighted tokens, one per position: sum them over the time axis, "
+                            "dim=1, so that each sequence becomes one vector (B, D)"),
+                ((B, 1, D), "pooled kept an axis of 1: .squeeze(1) it to (B, D)"),
+                ((B, B, D), "weights @ h paired the weights of every sequence with the tokens of every sequence: "
+                            "(B, T) @ (B, T, D) broadcasts the (B, T) matrix over the batch. Give the weights a "
+                            "middle axis, weights.unsqueeze(1) @ h is (B, 1, T) @ (B, T, D) = (B, 1, D), then "
+                            ".squeeze(1)"),
+            ])
+            _expect_shapes(label, (pooled, w), names, ((B, D), (B, T)),
+                           " (pooled (B, D): one vector per sequence; weights (B, T): one weight per token)")
+            _reject_pooling_nan(label, w, lengths)
+            for b in range(B):
+                if lengths[b] == 0 and np.allclose(w[b], 1.0 / T):
+                    raise AssertionError(
+                        f"weights, {label}: sequence {b} is all padding and got uniform weights 1/T: that is what "
+                        f"a fill of -1e9 (or any finite number) does when every score of a row is filled. A "
+                        f"sequence with no real token must get zero weights, so that its pooled vector is 0 and no "
+                        f"padding leaks into it: fill with -inf and handle the rows with no real token, or use "
+                        f"ac.masked_softmax"
+                    )
+            scores = h @ query  # (B, T): unscaled
+            real = mask.to(h.dtype)  # (B, T): 1 on a real token
             wrong = {
-                "there is no normaliser: divide each query's row by phi(q_i) · sum_j phi(k_j), so that its weights "
-                "phi(q_i) · phi(k_j) sum to 1 over the keys": _linear_attention(q, k, v, normalise=False),
-                "phi is relu: elu(x) + 1 is positive everywhere, relu is zero for half the inputs (and a query or "
-                "key of zeros makes the normaliser 0)": _linear_attention(q, k, v, phi=torch.relu),
-                "phi is elu without the + 1: elu(x) > -1, so elu(x) + 1 > 0 keeps every weight positive; elu alone "
-                "gives negative weights": _linear_attention(q, k, v, phi=torch.nn.functional.elu),
-                "phi is exp: this exercise uses phi(x) = elu(x) + 1, torch.nn.functional.elu(x) + 1":
-                    _linear_attention(q, k, v, phi=torch.exp),
-                "that is softmax attention: linear attention replaces exp(q · k / sqrt(E)) by phi(q) · phi(k), "
-                "which lets phi(k)ᵀ v be summed once, before any query": _attend(q, k, v),
-                "you applied phi to the values too: phi maps the queries and keys only; v is summed as it is":
-                    _linear_attention(q, k, v, phi_v=True),
-                "you averaged over the keys (divided by S) instead of normalising each query's weights: divide by "
-                "phi(q_i) · sum_j phi(k_j)": _linear_attention(q, k, v, normalise=False) / S,
-                "you divided q and k by sqrt(E) before phi: there is no 1/sqrt(E) in linear attention, phi(q) · "
-                "phi(k) is normalised by its row sum": _linear_attention(q / E**0.5, k / E**0.5, v),
+                "the mask was ignored: the padding tokens got weight. Fill their scores with -inf before the "
+                "softmax, scores.masked_fill(~mask, float('-inf')), or use ac.masked_softmax(scores, mask)":
+                    torch.softmax(scores / D**0.5, dim=-1),
+                "the mask is inverted: True means a real token, which may be attended; block the positions where "
+                "it is False, masked_fill(~mask, -inf)": masked_softmax(scores / D**0.5, ~mask),
+                f"you did not divide the scores by sqrt(D) = {D**0.5:.3g}: h_t · q sums D products, so its spread "
+                f"grows like sqrt(D), and unscaled scores push the weights towards one-hot":
+                    masked_softmax(scores, mask),
+                f"you divided by D = {D} instead of sqrt(D) = {D**0.5:.3g}": masked_softmax(scores / D, mask),
+                "each column sums to 1 but each sequence's weights should: you took the softmax over the batch "
+                "axis (dim=0), so the sequences competed with each other for every position. The tokens of one "
+                "sequence compete over the time axis, dim=-1": masked_softmax(scores / D**0.5, mask, dim=0),
+                "every real token got the same weight 1/length: that is mean pooling, the baseline. Attention "
+                "pooling weighs token t by the softmax of h_t · q / sqrt(D), so the query decides which tokens "
+                "count": real / real.sum(dim=-1, keepdim=True).clamp(min=1.0),
+                "you zeroed the padding after the softmax without renormalising, so each sequence's weights sum "
+                "to less than 1: mask the scores (-inf) *before* the softmax":
+                    torch.softmax(scores / D**0.5, dim=-1) * real,
+                "the weights are exp(score) without the softmax's division: each sequence's weights must sum to 1 "
+                "over its real tokens (divide by their sum)": torch.exp(scores / D**0.5) * real,
             }
-            if L == S:
-                wrong["the queries and keys are swapped (it only ran because L = S here): phi(q) reads "
-                      "phi(k)ᵀ v, the keys' and values' summary"] = _linear_attention(k, q, v)
-            _reject_known(label, got, expected, wrong, atol=1e-8)
-            # relative: a float32 answer, or + 1e-6 in the normaliser against division by 0, is correct
-            _compare(label, got, expected.numpy(), atol=1e-6, rtol=1e-5,
-                     legend=" (B, L, Ev): softmax-free attention with weights phi(q_i) · phi(k_j), rows summing to 1")
-    _say("linear_attention: correct: phi(q) (phi(k)ᵀ v) / (phi(q) · Σ phi(k)), with phi = elu + 1.")
-
-
-# ---------------------------------------------------------------- questions and the experiment
-
-
-@_reports_not_attempted
-def check_running_max_start(answer: Callable[[], object]) -> None:
-    """Question: what goes wrong if the online softmax starts its running max at 0 instead of -inf."""
-    _check_choice(
-        "running_max_start", answer, "b",
-        "With m = 0 the running max of a row of scores near -1000 stays 0, so every term exp(z - 0) underflows to "
-        "0 (float64 gives 0 below about -745), r ends at 0 and the weights are 0/0. Starting at -inf, the max is "
-        "the scores' own, the largest term is exp(0) = 1, and exp(m - m_new) = exp(-inf) = 0 on the first block "
-        "needs no special case.",
-        {
-            "a": "For rows with a positive score, yes: the max soon exceeds 0 and the result is exact. But a row "
-                 "whose scores are all below 0 never raises the max above 0, and its terms exp(z - 0) are taken "
-                 "relative to the wrong reference: near -1000 they are all 0 in floating point.",
-            "c": "Overflow needs an exponent above about 709. With m = 0 the first block raises the max to the "
-                 "row's largest score if it is positive, so exp(z - m_new) <= 1 and exp(m - m_new) <= 1: nothing "
-                 "overflows. The danger is the other way, scores far below 0, whose exp(z - 0) is 0.",
-            "d": "The running max m_new = maximum(m, block max) can only rise: started at 0 it never goes below 0, "
-                 "so for a row of negative scores it stays 0, not the row's max.",
-        },
-    )
-
-
-def _kv_bytes(num_layers, num_kv_heads, head_size, tokens, bytes_per_value, batch=1):
-    return 2 * num_layers * batch * num_kv_heads * tokens * head_size * bytes_per_value  # keys and values
-
-
-def _measured_cache_bytes(num_layers: int, d_model: int, num_heads: int, tokens: int, batch: int,
-                          dtype: torch.dtype) -> int:
-    """Decode ``tokens`` steps through ``num_layers`` package CausalSelfAttention layers; the bytes cached."""
-    with torch.random.fork_rng(devices=[]):  # leave the learner's RNG alone
-        torch.manual_seed(0)
-        layers = [_lib.efficient.CausalSelfAttention(d_model, num_heads).to(dtype) for _ in range(num_layers)]
-        x = torch.randn(batch, tokens, d_model).to(dtype)  # (B, T, D)
-    caches = [None] * num_layers
-    with torch.no_grad():
-        for t in range(tokens):
-            h = x[:, t:t + 1]  # (B, 1, D)
-            for i, layer in enumerate(layers):
-                h, caches[i] = layer.step(h, caches[i])  # the next layer reads this one's output
-    return sum(c.keys.nbytes + c.values.nbytes for c in caches)
-
-
-@_reports_not_attempted
-def check_kv_cache_bytes(kv_cache_bytes: Callable) -> None:
-    """Experiment: ``kv_cache_bytes(num_layers, num_kv_heads, head_size, tokens, bytes_per_value, batch=1) -> int``,
-    the bytes a key-value cache holds: a key and a value of head_size numbers per layer, per key-value head, per
-    token, per sequence. Checked against caches measured in the package's decoder layers, then for a 7B model."""
-    hint = ("kv_cache_bytes(num_layers, num_kv_heads, head_size, tokens, bytes_per_value, batch) returns one "
-            "number: keys and values (2) × layers × batch × heads × tokens × head size × bytes")
-    with _attempt("kv_cache_bytes"):
-        for L, D, H, T, B, dtype in ((3, 24, 4, 7, 5, torch.float32), (2, 16, 2, 5, 3, torch.float64),
-                                     (4, 32, 8, 3, 1, torch.bfloat16)):
-            nbytes = torch.empty(0, dtype=dtype).element_size()
-            label = (f"kv_cache_bytes(num_layers={L}, num_kv_heads={H}, head_size={D // H}, tokens={T}, "
-                     f"bytes_per_value={nbytes}, batch={B})")
-            got = _number(label, _call_with_hint(label, kv_cache_bytes, (
-                ("num_layers", L), ("num_kv_heads", H), ("head_size", D // H), ("tokens", T),
-                ("bytes_per_value", nbytes), ("batch", B)), hint))
-            measured = _measured_cache_bytes(L, D, H, T, B, dtype)
-            assert measured == _kv_bytes(L, H, D // H, T, nbytes, B)  # the formula is what the package stores
-            known = {
-                "you counted the keys only (or the values only): the cache holds both, one key and one value per "
-                "token, head and layer, a factor 2": measured / 2,
-                "you left out the layers: every layer has its own cache": measured / L,
-                "you left out the batch: each sequence has its own cache": measured / B,
-                f"you counted values, not bytes: multiply by bytes_per_value = {nbytes}": measured / nbytes,
-                "you counted bits: a byte is 8 bits, and bytes_per_value is already in bytes": measured * 8,
-                f"you multiplied by the model width D = {D} and by the heads: head_size is the size of *one* "
-                f"head, and heads × head_size = D": measured * H,
-                f"you cached one more token than generated, tokens + 1 = {T + 1}": measured / T * (T + 1),
-            }
-            if abs(got - measured) > 0.5:
-                for why, value in known.items():
-                    if abs(value - measured) > 0.5 and abs(got - value) <= 0.5:
-                        raise AssertionError(f"{label} is {got:.6g} but the caches hold {measured} bytes: {why}")
+            rebuilt = masks.padding_mask(mask.sum(dim=-1), T)  # (B, T): right padding with the same counts
+            wrong["you rebuilt the mask as right padding from the number of real tokens, but this mask has padding "
+                  "on the left and holes inside: use the mask you are given, position by position"] = (
+                masked_softmax(scores / D**0.5, rebuilt))
+            _reject_known(f"weights, {label}", w, exp_w, wrong, atol=1e-8)
+            for b in range(B):
+                pad = ~mask[b].numpy()
+                if lengths[b] and pad.any() and np.all(w[b][~pad] == 0) and np.any(w[b][pad] != 0):
+                    raise AssertionError(
+                        f"weights, {label}: sequence {b} put all its weight on its padding and none on its "
+                        f"{lengths[b]} real tokens: the mask is inverted. True means a real token, which may be "
+                        f"attended; block the positions where it is False, masked_fill(~mask, -inf)"
+                    )
+            leaked = np.argwhere(~mask.numpy() & (w != 0))
+            if leaked.size:
+                b, t = (int(i) for i in leaked[0])
                 raise AssertionError(
-                    f"{label} is {got:.6g} but {L} package layers decoding {T} tokens for {B} sequences in {dtype} "
-                    f"hold {measured} bytes in their caches: 2 × layers × batch × heads × tokens × head_size × "
-                    f"bytes_per_value"
+                    f"weights, {label}: weights[{b}, {t}] = {w[b, t]:.3g} but position {t} of sequence {b} (length "
+                    f"{lengths[b]}) is padding: its weight must be exactly 0, which a score of -inf gives"
                 )
-        label = ("kv_cache_bytes(num_layers=32, num_kv_heads=32, head_size=128, tokens=4096, bytes_per_value=2, "
-                 "batch=1), a 7B model in fp16")
-        got = _number(label, _call_with_hint(label, kv_cache_bytes, (
-            ("num_layers", 32), ("num_kv_heads", 32), ("head_size", 128), ("tokens", 4096),
-            ("bytes_per_value", 2), ("batch", 1)), hint))
-        if got != 2 * 32 * 32 * 128 * 4096 * 2:
-            raise AssertionError(f"{label} is {got:.6g} but should be 2 × 32 × 32 × 128 × 4096 × 2 = "
-                                 f"{2 * 32 * 32 * 128 * 4096 * 2} bytes, 2 GiB: return an exact whole number")
-    _say("kv_cache_bytes: correct, and equal to what the package's caches hold: 2 GiB for one 4096-token "
-         "sequence of a 32-layer, 32-head 7B model in fp16, as much as a 1B-parameter model's weights.")
+            sums = w.sum(axis=-1)
+            for b in range(B):
+                if lengths[b] and not np.isclose(sums[b], 1.0, atol=1e-6):
+                    raise AssertionError(
+                        f"weights, {label}: sequence {b}'s weights sum to {sums[b]:.6g}, not 1: the softmax "
+                        f"normalises over each sequence's real tokens, dim=-1"
+                    )
+            _compare(f"weights, {label}", w, exp_w.numpy(), atol=1e-7, rtol=1e-5,
+                     legend=" (B, T): softmax of h·q / sqrt(D) over each sequence's real tokens")
+            masked_mean = (real.unsqueeze(1) @ h).squeeze(1) / real.sum(-1, keepdim=True).clamp(min=1.0)  # (B, D)
+            wrong_pooled = {
+                "pooled is the mean of the real tokens, whatever the weights: weigh each token by its attention "
+                "weight, pooled = Σ_t weights_t h_t": masked_mean,
+                "pooled is the mean over all T positions, padding included, and ignores the weights: "
+                "pooled = Σ_t weights_t h_t": h.mean(dim=1),
+                "pooled is the plain sum of the tokens: weigh each by its attention weight, Σ_t weights_t h_t":
+                    h.sum(dim=1),
+            }
+            _reject_known(f"pooled, {label}", pooled, exp_pooled, wrong_pooled, atol=1e-8)
+            _compare(f"pooled, {label}", pooled, exp_pooled.numpy(), atol=1e-6, rtol=1e-5,
+                     legend=" (B, D): Σ_t weights[b, t] h[b, t], the zero vector for a sequence with no real token")
+    _say("attention_pool: correct: one query scores every token, padding gets exactly 0, an empty sequence 0 "
+          "(not NaN), and the pooled vector is the weighted sum.")
+
+
+def _ref_soft_align(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The attend step of decomposable attention (Parikh et al. 2016), its network F the identity: (beta, alpha, e)."""
+    e = a @ b.transpose(-2, -1)  # (B, T_a, D) @ (B, D, T_b) -> (B, T_a, T_b): e[n, i, j] = a_i · b_j
+    beta = torch.softmax(e, dim=-1) @ b  # (B, T_a, T_b) @ (B, T_b, D) -> (B, T_a, D): the part of b aligned to a_i
+    alpha = torch.softmax(e, dim=-2).transpose(-2, -1) @ a  # (B, T_b, T_a) @ (B, T_a, D) -> (B, T_b, D)
+    return beta, alpha, e
 
 
 @_reports_not_attempted
-def check_gqa_cache_size(answer: Callable[[], object]) -> None:
-    """Question: the cache of the same 7B model with grouped-query attention, 8 key-value heads, in GiB."""
-    gib = 2**30
-    _check_number(
-        "gqa_cache_size", answer, 2 * 32 * 8 * 128 * 4096 * 2 / gib,
-        "With 8 key-value heads shared by the 32 query heads (4 queries per key-value head), the cache is 4 times "
-        "smaller: 2 × 32 × 8 × 128 × 4096 × 2 bytes = 0.5 GiB per 4096-token sequence. The query heads do not "
-        "count: queries are never cached.",
-        rtol=0.01,
-        wrong={
-            "counting the 32 query heads": (2.0, "That is the cache without grouping: only the key-value heads are "
-                                                 "cached, 8 of them, each shared by 4 query heads."),
-            "the keys alone": (0.25, "The cache holds keys and values, a factor 2."),
-            "fp32": (1.0, "fp16 is 2 bytes per number, not 4."),
-            "one layer": (0.5 / 32, "Each of the 32 layers has its own cache."),
-            "gigabytes (10⁹ bytes)": (2 * 32 * 8 * 128 * 4096 * 2 / 1e9, "That is in GB, 10⁹ bytes: the question "
-                                                                        "asks for GiB, 2³⁰ bytes."),
-            "megabytes": (512.0, "That is the size in MiB: the question asks for GiB (divide by 1024)."),
+def check_soft_align(soft_align: Callable) -> None:
+    """Exercise: ``soft_align(a (B, T_a, D), b (B, T_b, D)) -> (beta (B, T_a, D), alpha (B, T_b, D), e (B, T_a, T_b))``:
+    e = a bᵀ (unscaled), beta_i = Σ_j softmax_j(e_ij) b_j, alpha_j = Σ_i softmax_i(e_ij) a_i."""
+    names = ("beta", "alpha", "e")
+    hint = ("a is (B, T_a, D) and b (B, T_b, D): e = a @ b.transpose(-2, -1) is (B, T_a, T_b). beta = "
+            "softmax(e, dim=-1) @ b is (B, T_a, D). alpha takes the softmax over i, dim=-2, which is still "
+            "(B, T_a, T_b): transpose it to (B, T_b, T_a) before multiplying by a (B, T_a, D)")
+    with _attempt("soft_align"):
+        # T_a = T_b = D first, where a missing transpose still runs; then T_a, T_b and D all different
+        for seed, (B, La, Lb, D) in ((93, (2, 4, 4, 4)), (94, (2, 3, 5, 6))):
+            gen = torch.Generator().manual_seed(seed)
+            a = torch.randn(B, La, D, generator=gen, dtype=torch.float64) / D**0.25  # a_i · b_j about N(0, 1)
+            b = torch.randn(B, Lb, D, generator=gen, dtype=torch.float64) / D**0.25
+            label = f"soft_align for B={B}, T_a={La}, T_b={Lb}, D={D}"
+            result = _call_with_hint(label, soft_align, (("a", a), ("b", b)), hint)
+            got_beta, got_alpha, got_e = _tuple_of(label, result, names)
+            beta, alpha, e = _ref_soft_align(a, b)
+            soft_j, soft_i = torch.softmax(e, dim=-1), torch.softmax(e, dim=-2)  # (B, T_a, T_b) each
+
+            wrong_e = {
+                f"e is scaled by 1/sqrt(D) = 1/{D**0.5:.3g}: decomposable attention compares the words by their "
+                f"plain dot product (its learned network F sets the scale), and so does this exercise: "
+                f"e = a @ b.transpose(-2, -1)": e / D**0.5,
+                "e is transposed: e[n, i, j] = a_i · b_j, one row per word of a and one column per word of b: "
+                "a @ b.transpose(-2, -1), (B, T_a, T_b)": e.transpose(-2, -1),
+            }
+            wrong_e["you returned the weights softmax(e, dim=-1) as e: return the raw scores e = a @ "
+                    "b.transpose(-2, -1), before any softmax (beta and alpha read them along different axes)"] = soft_j
+            wrong_e["you returned the weights softmax(e, dim=-2) as e: return the raw scores e = a @ "
+                    "b.transpose(-2, -1), before any softmax"] = soft_i
+            if D == Lb:
+                wrong_e["you multiplied a by b, not by b transposed (it only ran because D = T_b here): "
+                        "a @ b.transpose(-2, -1)"] = a @ b
+            _reject_shape(f"e, {label}", got_e, (B, La, Lb), [
+                ((B, Lb, La), "e is transposed: one row per word of a, a @ b.transpose(-2, -1) is (B, T_a, T_b)")])
+            _reject_known(f"e, {label}", got_e, e, wrong_e, atol=1e-8)
+            _compare(f"e, {label}", got_e, e.numpy(), atol=1e-6, rtol=1e-5,
+                     legend=" (B, T_a, T_b): e[n, i, j] = a[n, i] · b[n, j], no scaling")
+
+            swapped = "beta and alpha are swapped: return (beta, alpha, e), with beta (B, T_a, D) the part of b " \
+                      "aligned to each word of a, and alpha (B, T_b, D) the part of a aligned to each word of b"
+            if (got_beta.shape == tuple(alpha.shape) and got_alpha.shape == tuple(beta.shape)
+                    and np.allclose(got_beta, alpha.numpy(), atol=1e-8)
+                    and np.allclose(got_alpha, beta.numpy(), atol=1e-8)
+                    and not np.allclose(alpha.numpy(), beta.numpy(), atol=1e-8)):
+                raise AssertionError(f"{label}: {swapped}")
+            if La != Lb and got_beta.shape == (B, Lb, D) and got_alpha.shape == (B, La, D):
+                raise AssertionError(f"{label}: {swapped}")
+            wrong_beta = {
+                "beta's softmax ran over i, the words of a (dim=-2): beta_i is the part of b aligned to a_i, so "
+                "a_i's weights over the T_b words of b must sum to 1, softmax(e, dim=-1)": soft_i @ b,
+                f"beta's weights are scaled by 1/sqrt(D) = 1/{D**0.5:.3g}: this exercise uses the plain dot "
+                f"product e, softmax(e, dim=-1) @ b": torch.softmax(e / D**0.5, dim=-1) @ b,
+                "there is no softmax: e @ b sums b's words weighted by the raw scores. beta_i is a weighted "
+                "*average* of b's words, with weights softmax over j of e_ij": e @ b,
+            }
+            if La == Lb:
+                wrong_beta["beta mixes the words of a (it only ran because T_a = T_b here): beta_i is a weighted "
+                           "average of *b*'s words, softmax(e, dim=-1) @ b"] = soft_j @ a
+            _reject_known(f"beta, {label}", got_beta, beta, wrong_beta, atol=1e-8)
+            _compare(f"beta, {label}", got_beta, beta.numpy(), atol=1e-6, rtol=1e-5,
+                     legend=" (B, T_a, D): beta[n, i] = Σ_j softmax_j(e[n, i, j]) b[n, j]")
+
+            wrong_alpha = {
+                "alpha's softmax ran over j, the words of b (dim=-1): alpha_j is the part of a aligned to b_j, so "
+                "b_j's weights over the T_a words of a must sum to 1: softmax over i, dim=-2, then transpose to "
+                "(B, T_b, T_a)": soft_j.transpose(-2, -1) @ a,
+                f"alpha's weights are scaled by 1/sqrt(D) = 1/{D**0.5:.3g}: this exercise uses the plain dot "
+                f"product e": torch.softmax(e / D**0.5, dim=-2).transpose(-2, -1) @ a,
+                "there is no softmax: alpha_j is a weighted *average* of a's words, with weights softmax over i of "
+                "e_ij": e.transpose(-2, -1) @ a,
+            }
+            if La == Lb:
+                wrong_alpha["the weights were not transposed (it only ran because T_a = T_b here): softmax(e, dim=-2) "
+                            "is (B, T_a, T_b), column j holding b_j's weights; transpose it to (B, T_b, T_a) before "
+                            "multiplying by a"] = soft_i @ a
+                wrong_alpha["alpha mixes the words of b (it only ran because T_a = T_b here): alpha_j is a weighted "
+                            "average of *a*'s words"] = soft_i.transpose(-2, -1) @ b
+            _reject_shape(f"alpha, {label}", got_alpha, (B, Lb, D), [])
+            _reject_known(f"alpha, {label}", got_alpha, alpha, wrong_alpha, atol=1e-8)
+            _compare(f"alpha, {label}", got_alpha, alpha.numpy(), atol=1e-6, rtol=1e-5,
+                     legend=" (B, T_b, D): alpha[n, j] = Σ_i softmax_i(e[n, i, j]) a[n, i]")
+    _say("soft_align: correct: one score matrix e = a bᵀ, read by rows for beta and by columns for alpha.")
+
+
+@_reports_not_attempted
+def check_patchify(patchify: Callable) -> None:
+    """Exercise: ``patchify(images (B, C, Rh, Rw), patch_size ps) -> (B, N, C·ps·ps)``, N = (Rh/ps)(Rw/ps): the ps×ps
+    patches in row-major order, each flattened in (C, ps, ps) order, so that a Linear with weight
+    ``conv.weight.reshape(D, -1)`` on the patches equals ``Conv2d(C, D, kernel_size=ps, stride=ps)``; ValueError
+    when Rh or Rw is not a multiple of ps."""
+    patchify = _own_work(
+        "patchify", patchify,
+        _lib.applications.vision.patchify,
+    )
+    hint = ("images are (B, C, Rh, Rw): images.reshape(B, C, Rh // ps, ps, Rw // ps, ps) splits the height into "
+            "Rh/ps rows of patches, ps pixel rows each, and the width likewise; .permute(0, 2, 4, 1, 3, 5) brings the "
+            "patch grid (Rh/ps, Rw/ps) forward and each patch's (C, ps, ps) pixels behind it; "
+            ".reshape(B, N, C * ps * ps) flattens both")
+    with _attempt("patchify"):
+        # Rh != Rw first, so that reading the image as (B, C, Rw, Rh) shows; then a square image and another ps
+        for B, C, H, W, P in ((2, 3, 8, 12, 4), (3, 2, 6, 6, 3)):
+            x = _numbered(B, C, H, W)  # (B, C, Rh, Rw): the value of each entry is its flat index
+            label = f"patchify(images, patch_size={P}) for images of shape (B, C, Rh, Rw) = {(B, C, H, W)}"
+            got = _as_array(label, _call_with_hint(label, patchify, (("images", x), ("patch_size", P)), hint))
+            rows, cols = H // P, W // P
+            N, F = rows * cols, C * P * P
+            _reject_shape(label, got, (B, N, F), [
+                ((B, F, N), "it looks transposed: (B, C·ps·ps, N) is what F.unfold returns; .transpose(1, 2) makes "
+                            "it (B, N, C·ps·ps), one row per patch"),
+                ((B, N, C, P, P), "each patch is still a (C, ps, ps) block: flatten it into one vector of C·ps·ps "
+                                  "numbers"),
+                ((B, rows, cols, F), "the patches are still on their (Rh/ps, Rw/ps) grid: flatten the grid into one "
+                                     "axis of N = (Rh/ps)(Rw/ps) patches, row by row"),
+                ((B, rows, cols, C, P, P), "the patches are still on their (Rh/ps, Rw/ps) grid and each is a "
+                                           "(C, ps, ps) block: reshape to (B, N, C·ps·ps)"),
+                ((B * N, F), "the batch axis was folded into the patches: keep it, (B, N, C·ps·ps)"),
+            ])
+            t = x.reshape(B, C, rows, P, cols, P)  # (B, C, Rh/ps, ps, Rw/ps, ps)
+            wrong = {
+                "the patches are listed column by column: list them row by row (left to right, then top to "
+                "bottom), patch (r, c) at index r·(Rw/ps) + c, the order in which conv(images).flatten(2) lists a "
+                "convolution's outputs": t.permute(0, 4, 2, 1, 3, 5).reshape(B, N, F),
+                "each patch is flattened channel-last, in (ps, ps, C) order: flatten it in (C, ps, ps) order, channel "
+                "first, the layout of conv.weight (D, C, ps, ps), so that conv.weight.reshape(D, -1) lines up with "
+                "your patch vectors": t.permute(0, 2, 4, 3, 5, 1).reshape(B, N, F),
+                "the pixels inside each patch are listed column by column: flatten each patch in (C, ps, ps) order, "
+                "channel, then pixel row, then pixel column, as conv.weight (D, C, ps, ps) is laid out":
+                    t.permute(0, 2, 4, 1, 5, 3).reshape(B, N, F),
+                "you reshaped the images straight to (B, N, C·ps·ps) without a permute: a reshape keeps the memory "
+                "order, so 'patch' 0 holds the first C·ps·ps numbers of channel 0 (whole pixel rows), not a ps×ps "
+                "square. Split the height and the width into (Rh/ps, ps) and (Rw/ps, ps), permute the patch grid in "
+                "front, then flatten": x.reshape(B, N, F),
+            }
+            if H != W:
+                wrong["you read the images as (B, C, Rw, Rh): they are (B, C, Rh, Rw), height first, so the split is "
+                      "reshape(B, C, Rh // ps, ps, Rw // ps, ps)"] = (
+                    x.reshape(B, C, W // P, P, H // P, P).permute(0, 2, 4, 1, 3, 5).reshape(B, N, F))
+            expected = _ref_patchify(x, P)
+            _reject_known(label, got, expected, wrong, atol=0.0)
+            _compare_numbered(label, got, expected, (B, C, H, W),
+                              " (B, N, C·ps·ps): patch r·(Rw/ps) + c is "
+                              "images[n, :, r·ps:(r+1)·ps, c·ps:(c+1)·ps] flattened, channel, then pixel row, "
+                              "then pixel column")
+
+        # images that are a non-contiguous view (as after a transpose, or channels-last memory): .view fails there
+        x = _numbered(2, 3, 8, 4).transpose(-2, -1)  # (B, C, Rh, Rw) = (2, 3, 4, 8), not contiguous
+        label = "patchify(images, patch_size=4) for non-contiguous images of shape (B, C, Rh, Rw) = (2, 3, 4, 8)"
+        got = _as_array(label, _call_with_hint(
+            label, patchify, (("images", x), ("patch_size", 4)),
+            "these images are a transposed view, not contiguous in memory: .view() cannot split their axes; "
+            ".reshape() copies when it must"))
+        _compare_numbered(label, got, _ref_patchify(x, 4), (2, 3, 8, 4),
+                          " (B, N, C·ps·ps): the same patches whatever the memory layout")
+
+        # the reason for this layout: a Linear on the patches is the strided convolution of ViT's patch embedding
+        B, C, H, W, P, Dm = 2, 3, 8, 12, 4, 5
+        gen = torch.Generator().manual_seed(95)
+        images = torch.randn(B, C, H, W, generator=gen, dtype=torch.float64)  # (B, C, Rh, Rw)
+        with torch.random.fork_rng(devices=[]):  # leave the learner's RNG alone
+            torch.manual_seed(95)
+            conv = torch.nn.Conv2d(C, Dm, kernel_size=P, stride=P, dtype=torch.float64)
+        label = (f"patchify(images, {P}) @ conv.weight.reshape({Dm}, -1).T + conv.bias for images {(B, C, H, W)} "
+                 f"and conv = Conv2d({C}, {Dm}, kernel_size={P}, stride={P})")
+        patches = torch.as_tensor(_as_array(label, _call_with_hint(
+            label, patchify, (("images", images), ("patch_size", P)), hint)))  # (B, N, C·ps·ps)
+        with torch.no_grad():
+            expected = conv(images).flatten(2).transpose(1, 2)  # (B, D, Rh/ps, Rw/ps) -> (B, N, D)
+            embedded = patches @ conv.weight.reshape(Dm, -1).T + conv.bias  # (B, N, C·ps·ps) @ (C·ps·ps, D)
+        _compare(label, embedded.numpy(), expected.numpy(), atol=1e-6,
+                 legend=" (B, N, D): conv(images).flatten(2).transpose(1, 2), one embedding per patch")
+
+        # images that do not split into whole patches
+        for shape, P, side in (((1, 3, 8, 6), 4, "Rw = 6"), ((1, 3, 6, 8), 4, "Rh = 6")):
+            label = f"patchify(images, patch_size={P}) for images of shape (B, C, Rh, Rw) = {shape}"
+            try:
+                patchify(torch.zeros(*shape), P)
+            except ValueError:
+                continue
+            except (NotImplementedError, NotAttempted):
+                raise
+            except AssertionError as exc:
+                raise AssertionError(
+                    f"{label} raised AssertionError ({exc}): an assert is not input validation (python -O removes "
+                    f"it). Raise ValueError naming the shapes, e.g. ValueError(f'Rh={{Rh}} and Rw={{Rw}} must be "
+                    f"multiples of patch_size={{ps}}')"
+                ) from None
+            except Exception as exc:
+                raise AssertionError(
+                    f"{label} raised {type(exc).__name__} ({exc}): {side} is not a multiple of patch_size = {P}, "
+                    f"and that should be a ValueError that names the shapes, raised by your own check before any "
+                    f"reshape, not an error about element counts from inside PyTorch"
+                ) from None
+            raise AssertionError(
+                f"{label} returned a result: {side} is not a multiple of patch_size = {P}, so the image does not "
+                f"split into whole patches. Raise ValueError naming the shapes (F.unfold and slicing silently drop "
+                f"the pixels that do not fit)"
+            )
+    _say("patchify: correct: row-major patches flattened in (C, ps, ps) order, the same as a stride-ps convolution "
+          "followed by flatten, and a ValueError for images that do not split into whole patches.")
+
+
+def _ref_seasonal_naive(y: torch.Tensor, period: int, horizon: int) -> torch.Tensor:
+    """The package's seasonal naive forecast for one series: (T,) -> (horizon,)."""
+    return seasonal_naive_forecast(y[None], horizon, period)[0]
+
+
+def _seasonal_series(seed: int, T: int, period: int) -> torch.Tensor:
+    """A trend plus a season of ``period`` steps plus noise: T distinct float64 values. (T,)"""
+    gen = torch.Generator().manual_seed(seed)
+    t = torch.arange(T)
+    season = 2.0 * torch.randn(period, generator=gen, dtype=torch.float64)  # (period,)
+    return 10.0 + 0.1 * t + season[t % period] + 0.3 * torch.randn(T, generator=gen, dtype=torch.float64)
+
+
+@_reports_not_attempted
+def check_seasonal_naive(seasonal_naive: Callable) -> None:
+    """Exercise: ``seasonal_naive(y (T,), period, horizon) -> (horizon,)``: ŷ_{T+h} = y_{T+h-κ·period} with
+    κ = ceil(h/period), the smallest whole number of seasons that lands in the observed past:
+    y[T - period + (h - 1) % period], 0-based; ``period`` is the season length T_season."""
+    seasonal_naive = _own_work(
+        "seasonal_naive", seasonal_naive,
+        _lib.applications.sequences.seasonal_naive_forecast,
+    )
+    hint = ("y is 1-D (T,). The forecast h steps ahead (h = 1..horizon) is y[T - period + (h - 1) % period] in 0-based "
+            "indexing: the last period values y[-period:], repeated for as long as the horizon needs")
+    with _attempt("seasonal_naive"):
+        # horizons shorter than, equal to and longer than the season; T not a multiple of period; period 1: plain naive
+        for seed, T, m, H in ((96, 11, 4, 3), (96, 11, 4, 4), (96, 11, 4, 10), (97, 15, 7, 16), (98, 6, 1, 3),
+                              (99, 5, 5, 7), (95, 9, 3, 1)):
+            y = _seasonal_series(seed, T, m)  # (T,)
+            label = f"seasonal_naive(y, period={m}, horizon={H}) for y of length T={T}"
+            call_hint = hint + (f". For horizon {H} > period {m} the index T - period + h - 1 runs past the end of y: "
+                                f"wrap it into the last season with % period" if H > m else "")
+            got = _as_array(label, _call_with_hint(label, seasonal_naive, (("y", y), ("period", m), ("horizon", H)),
+                                                   call_hint))
+            expected = _ref_seasonal_naive(y, m, H)  # (horizon,)
+            if got.shape == (min(m, H),) != (H,):
+                raise AssertionError(
+                    f"{label} has shape {got.shape} but should have shape {(H,)}: you returned one season only, "
+                    f"at most period = {m} values. For horizon > period, repeat the last season cyclically: step h "
+                    f"uses y[T - period + (h - 1) % period]"
+                )
+            steps = torch.arange(H)  # h - 1
+            last = T - 1
+            wrong = {
+                f"each step is one too early, a lag of period + 1 = {m + 1}: the value one season before time T + h is "
+                f"y_(T+h-period), which is y[T - period + (h - 1)] with 0-based indices (h = 1 is y[T - period])":
+                    y[T - m - 1 + steps % m],
+                "that is the naive (last-value) forecast, y[-1] for every step: the seasonal one repeats the last "
+                "*season*, y[T - period + (h - 1) % period]": y[last].expand(H),
+                f"you repeated the first season of the series, y[:period]: use the *last* full season, the most recent "
+                f"period = {m} values y[-period:]": y[steps % m],
+                f"your values come from the first season (in the right phase): use the *last* full season, the "
+                f"most recent period = {m} values y[-period:]": y[(T + steps) % m],
+                "after the first season you kept repeating the last value: for horizon > period start the season "
+                "again, index T - period + (h - 1) % period": y[torch.clamp(T - m + steps, max=last)],
+                "that is the mean of the last season, the same for every step: the seasonal naive forecast keeps "
+                "each step's own value from one season before": y[T - m:].mean().expand(H),
+            }
+            if H <= m - 1:
+                wrong[f"each step is one too late (a lag of period - 1 = {m - 1}): counting h from 1 in a 0-based "
+                      f"index, y[T - period + h], skips the first value of the season. Step h = 1 is "
+                      f"y[T - period]"] = (
+                    y[T - m + 1 + steps])
+            # the forecast copies values of y: float32 rounding (about 1e-6 here) is the only difference allowed
+            _reject_known(label, got, expected, wrong, atol=1e-5)
+            if got.shape == (H,) and np.all(np.isfinite(got)):
+                yn = y.numpy()
+                for i in range(H):
+                    if abs(got[i] - expected[i].item()) > 1e-5:
+                        src = np.flatnonzero(np.abs(yn - got[i]) <= 1e-5)
+                        came = f" = y[{int(src[0])}]" if len(src) else ""
+                        raise AssertionError(
+                            f"{label}: forecast[{i}] (h = {i + 1} steps ahead) is {got[i]:.6g}{came} but should be "
+                            f"y[{T - m + i % m}] = {expected[i].item():.6g}, the value a whole number of seasons "
+                            f"(of {m} steps) before time T + h, the last one observed"
+                        )
+            _compare(label, got, expected.numpy(), atol=1e-5,
+                     legend=" (horizon,): forecast[h - 1] = y[T - period + (h - 1) % period]")
+    _say("seasonal_naive: correct: the last full season, repeated for any horizon.")
+
+
+@_reports_not_attempted
+def check_mase(mase: Callable) -> None:
+    """Exercise: ``mase(forecast (T_out,), actual (T_out,), history (T,), period) -> float``: the mean absolute error
+    of the forecast divided by the in-sample mean absolute error of the one-step seasonal naive forecast,
+    mean_t |history[t] - history[t - period]| over t = period..T-1."""
+    mase = _own_work(
+        "mase", mase,
+        _lib.applications.sequences.mase,
+    )
+    hint = ("forecast and actual are (T_out,), history (T,): history[period:] - history[:-period] are the "
+            "T - period in-sample errors of the one-step seasonal naive forecast; the result is one number")
+    with _attempt("mase"):
+        for seed, T, m, H in ((101, 20, 4, 6), (102, 15, 5, 3), (103, 12, 1, 4)):
+            full = _seasonal_series(seed, T + H, m)  # (T + T_out,)
+            history, actual = full[:T], full[T:]  # (T,), (T_out,)
+            gen = torch.Generator().manual_seed(seed)
+            forecast = _ref_seasonal_naive(history, m, H) + 0.5 * torch.randn(H, generator=gen, dtype=torch.float64)
+            label = f"mase(forecast, actual, history, period={m}) for T={T} past values and a horizon of T_out={H}"
+            result = _call_with_hint(label, mase, (("forecast", forecast), ("actual", actual),
+                                                   ("history", history), ("period", m)), hint)
+            if isinstance(result, (torch.Tensor, np.ndarray)) and np.asarray(
+                    result.detach() if isinstance(result, torch.Tensor) else result).size != 1:
+                raise AssertionError(
+                    f"{label} must be one number, got an array of shape {tuple(np.shape(result))}: average the "
+                    f"absolute errors over the horizon, .mean(), and divide by the scale"
+                )
+            got = _number(label, result)
+            expected = _ref_mase(forecast, actual, history, m)
+            err = actual - forecast  # (T_out,)
+            diffs = history[m:] - history[:-m]  # (T - period,)
+            lag1 = (history[1:] - history[:-1]).abs().mean()
+            wrong = {
+                "the scale uses lag 1 differences, |y_t - y_(t-1)|: that is MASE for a series without a season. With "
+                "a season of `period` steps the scale is the in-sample error of the *seasonal* naive forecast, "
+                "mean |y_t - y_(t-period)|":
+                    err.abs().mean() / lag1,
+                "the scale was computed on the actual future values: it comes from the history only (in-sample), "
+                "so that it is known before the forecast is scored and is the same for every method":
+                    err.abs().mean() / (actual[m:] - actual[:-m]).abs().mean() if H > m else None,
+                "errors of opposite sign cancel: take the mean *absolute* error, (actual - forecast).abs().mean()":
+                    err.mean() / diffs.abs().mean(),
+                "the scale's differences must be absolute too, mean |y_t - y_(t-period)|: signed differences cancel":
+                    err.abs().mean() / diffs.mean(),
+                "squared errors: MASE uses absolute errors, in the numerator and in the scale":
+                    (err**2).mean() / (diffs**2).mean(),
+                f"the scale's mean runs over the T - period = {T - m} differences y_t - y_(t-period), "
+                f"t = period..T-1, not over T = {T}": err.abs().mean() / (diffs.abs().sum() / T),
+                "the ratio is upside down: the forecast's error goes on top, mean|actual - forecast| / scale":
+                    diffs.abs().mean() / err.abs().mean(),
+                "the numerator is a sum: use the mean absolute error over the horizon":
+                    err.abs().sum() / diffs.abs().mean(),
+                "the scale was computed on the history and the future values together: it comes from the history "
+                "only, so that it is known before the forecast is scored":
+                    err.abs().mean() / (full[m:] - full[:-m]).abs().mean(),
+                "the scale is the forecast's own seasonal differences: it comes from the observed history, "
+                "history[period:] - history[:-period]":
+                    err.abs().mean() / (forecast[m:] - forecast[:-m]).abs().mean() if H > m else None,
+                "the scale uses the median of the absolute differences: MASE uses their mean":
+                    err.abs().mean() / diffs.abs().median(),
+                "you divided by the mean absolute value of the history, not by its seasonal differences: the "
+                "scale is the in-sample error of the seasonal naive forecast, mean |y_t - y_(t-period)|":
+                    err.abs().mean() / history.abs().mean(),
+            }
+            for why, value in wrong.items():
+                if value is None:
+                    continue
+                value = float(value)
+                if np.isclose(got, value, rtol=1e-6, atol=0.0) and not np.isclose(value, expected, rtol=1e-4, atol=0.0):
+                    raise AssertionError(f"{label} is {got:.6g} but should be {expected:.6g}: {why}")
+            if not np.isclose(got, expected, rtol=1e-5, atol=0.0):  # float32 arithmetic is fine
+                raise AssertionError(
+                    f"{label} is {got:.6g} but should be {expected:.6g}: MASE = mean|actual - forecast| / "
+                    f"mean|history[t] - history[t - period]|, the second mean over t = period..T-1"
+                )
+    _say("mase: correct: the forecast's mean absolute error over the in-sample error of the seasonal naive "
+          "forecast.")
+
+
+# ---------------------------------------------------------------- a question and the experiment
+
+
+@_reports_not_attempted
+def check_mase_meaning(answer: Callable[[], object]) -> None:
+    """Question: what a MASE of 0.8 on the forecast horizon says, and what it does not."""
+    _check_choice(
+        "mase_meaning", answer, "c",
+        "MASE divides the forecast's mean absolute error by a scale from the history alone: the mean absolute "
+        "error of the one-step seasonal naive forecast *in sample*. 0.8 says the forecast's errors are 80% of "
+        "that yardstick. Whether it beats the seasonal naive forecast on these future values is another "
+        "question: compute that forecast's MASE on the same series and compare the two.",
+        {
+            "a": "The scale is not the seasonal naive forecast's error on the horizon: it is its one-step error "
+                 "*within the history*, y_t against y_(t-season), known before the forecast is made. Forecasting "
+                 "h steps ahead is harder than one step, so the seasonal naive forecast itself often scores above "
+                 "1 on the horizon; to say who wins, compare the MASEs of both methods on the same series.",
+            "b": "MASE is not a share of correct forecasts, nor 1 minus an error rate: it is a ratio of two mean "
+                 "absolute errors, with no upper bound. 0 is a perfect forecast; 0.8 means errors 80% the size "
+                 "of the in-sample seasonal naive errors.",
+            "d": "MASE has no units precisely because the scale comes from the same series: 0.8 on a series in "
+                 "kWh and 0.8 on one in euros mean the same thing. Its scale is a mean absolute error, not a "
+                 "variance, so it says nothing about variance explained (that would be R²).",
         },
     )
+
+
+_EXPERIMENT_MODEL: dict = {}
+
+
+def _erasure_setup() -> tuple[torch.nn.Module, "object"]:
+    """The small review classifier and test reviews of the erasure experiment, trained once (about 2 s) and kept."""
+    if not _EXPERIMENT_MODEL:
+        from ..applications import text as tx
+
+        train, test = tx.reviews(1000, seed=0), tx.reviews(300, seed=10_000)
+        with torch.random.fork_rng(devices=[]):  # leave the learner's RNG alone
+            torch.manual_seed(0)
+            model = tx.ReviewClassifier(len(tx.REVIEW_VOCAB), embed_size=16, hidden_size=24, key_size=16)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # small matrices: one thread is faster, and steady on a busy machine
+        try:
+            tx.fit(model, (train.tokens, train.lengths), train.labels, steps=150, batch_size=64, lr=1e-2, seed=0)
+        finally:
+            torch.set_num_threads(threads)
+        _EXPERIMENT_MODEL.update(model=model, test=test)
+    return _EXPERIMENT_MODEL["model"], _EXPERIMENT_MODEL["test"]
+
+
+def _erasure_reference(model, tokens, lengths, labels, seed) -> tuple[float, float, dict]:
+    """(flip_top, flip_random, {mistake: (top, random)}) measured with the package."""
+    from ..applications import text as tx
+
+    pred, w = tx.predict(model, tokens, lengths)  # (B,), (B, S)
+    B = tokens.shape[0]
+    u = torch.rand(B, generator=torch.Generator().manual_seed(seed))  # (B,)
+    random_pos = (u * lengths).long()  # (B,): a real word of each review
+    pred_top, _ = tx.predict(model, *tx.drop_word(tokens, lengths, w.argmax(dim=1)))
+    pred_low, _ = tx.predict(model, *tx.drop_word(tokens, lengths, w.masked_fill(w == 0, 2.0).argmin(dim=1)))
+    pred_rand, _ = tx.predict(model, *tx.drop_word(tokens, lengths, random_pos))
+    flip = lambda p: float((p != pred).float().mean())  # noqa: E731
+    acc = lambda p: float((p == labels).float().mean())  # noqa: E731
+    err = lambda p: float((p != labels).float().mean())  # noqa: E731
+    top, rand = flip(pred_top), flip(pred_rand)
+    mistakes = {
+        "labels": (err(pred_top), err(pred_rand)),
+        "accuracy drop": (acc(pred) - acc(pred_top), acc(pred) - acc(pred_rand)),
+        "percent": (100 * top, 100 * rand),
+        "lowest": (flip(pred_low), rand),
+        "swapped": (rand, top),
+        "kept": (1 - top, 1 - rand),
+    }
+    return top, rand, mistakes
+
+
+@_reports_not_attempted
+def check_erasure_flip_rates(erasure_flip_rates: Callable) -> None:
+    """Experiment: ``erasure_flip_rates(model, tokens, lengths, seed) -> (flip_top, flip_random)``: the share of
+    reviews whose predicted class changes when the most-attended word is deleted, and when a random real word is
+    (positions (torch.rand(B, generator=torch.Generator().manual_seed(seed)) * lengths).long()), with
+    ``tx.predict`` and ``tx.drop_word``."""
+    hint = ("tx.predict(model, tokens, lengths) returns (pred (B,), weights (B, S)); weights.argmax(dim=1) is each "
+            "review's most-attended position; tx.drop_word(tokens, lengths, positions) needs 0 <= positions < "
+            "lengths, so draw the random positions as (u * lengths).long() with u uniform in [0, 1)")
+    with _attempt("erasure_flip_rates"):
+        model, test = _erasure_setup()
+        for seed, rows in ((0, slice(0, 300)), (5, slice(0, 200))):
+            tokens, lengths, labels = test.tokens[rows], test.lengths[rows], test.labels[rows]
+            label = f"erasure_flip_rates(model, tokens, lengths, seed={seed}) on {len(lengths)} test reviews"
+            args = (("model", model), ("tokens", tokens), ("lengths", lengths), ("seed", seed))
+            weights_before = {k: v.clone() for k, v in model.state_dict().items()}
+            try:
+                got = _tuple_of(label, _call_with_hint(label, erasure_flip_rates, args, hint),
+                                ("flip_top", "flip_random"))
+            finally:
+                changed = [k for k, v in model.state_dict().items() if not torch.equal(v, weights_before[k])]
+                model.load_state_dict(weights_before)  # the next check gets the model it expects
+            if changed:
+                raise AssertionError(
+                    f"{label} changed the model's weights ({changed[0]}, ...): the experiment observes a trained "
+                    f"model, it must not train or edit it. Only call tx.predict on it"
+                )
+            got = tuple(float(_number(f"{name}, {label}", g)) for name, g in zip(("flip_top", "flip_random"), got))
+            top, rand, mistakes = _erasure_reference(model, tokens, lengths, labels, seed)
+            again = tuple(float(_number(label, g)) for g in _tuple_of(
+                label, _call_with_hint(label, erasure_flip_rates, args, hint), ("flip_top", "flip_random")))
+            if again[1] != got[1]:
+                raise AssertionError(
+                    f"{label}: flip_random changed between two calls with the same seed ({got[1]:.4g}, then "
+                    f"{again[1]:.4g}): draw the random positions with a generator seeded by `seed`, "
+                    f"torch.rand(B, generator=torch.Generator().manual_seed(seed)), not from the global RNG, so "
+                    f"that the experiment can be repeated"
+                )
+            hints = {
+                "labels": "you compared the predictions after erasure with the true labels: that is the error "
+                          "rate, which counts the model's own mistakes too. The flip rate compares with the model's "
+                          "prediction on the intact review, (pred_after != pred_before).mean()",
+                "accuracy drop": "that is the drop in accuracy: flips in both directions cancel in it. Count the "
+                                 "reviews whose prediction changed, (pred_after != pred_before).float().mean()",
+                "percent": "those are percentages: return shares between 0 and 1",
+                "lowest": "you deleted the *least*-attended real word: the experiment deletes the most-attended "
+                          "one, weights.argmax(dim=1)",
+                "swapped": "flip_top and flip_random are swapped: return (flip_top, flip_random)",
+                "kept": "those are the shares of predictions that stayed the same: the flip rate counts the ones "
+                        "that changed",
+            }
+            for kind, why in hints.items():
+                wrong = mistakes[kind]
+                if (abs(wrong[0] - top) > 1e-9 or abs(wrong[1] - rand) > 1e-9) and \
+                        abs(got[0] - wrong[0]) < 1e-6 and abs(got[1] - wrong[1]) < 1e-6:
+                    raise AssertionError(f"{label}: {why}")
+            if abs(got[0] - top) > 1e-6:
+                raise AssertionError(
+                    f"flip_top, {label} is {got[0]:.4g} but should be {top:.4g}: predict on the intact reviews, "
+                    f"delete each review's most-attended word (weights.argmax(dim=1)) with tx.drop_word, predict "
+                    f"again, and take the share of reviews whose prediction changed"
+                )
+            # another correct draw of random real words differs by chance: about ±0.01 here; allow 0.03
+            if abs(got[1] - rand) > 0.03:
+                raise AssertionError(
+                    f"flip_random, {label} is {got[1]:.4g} but should be about {rand:.4g} (exactly that with the "
+                    f"positions (torch.rand(B, generator=torch.Generator().manual_seed(seed)) * lengths).long()): "
+                    f"delete one random *real* word of each review, then count the changed predictions"
+                )
+    _say(f"erasure_flip_rates: correct. Deleting the most-attended word flips {100 * top:.1f}% of the predictions, "
+         f"a random word {100 * rand:.1f}%: on this model the weights point at words the prediction uses.")

@@ -31,7 +31,7 @@ import binder_env  # noqa: E402
 import pins  # noqa: E402
 
 CHAPTERS = ["chapters/00_attention_in_one_page.ipynb",
-            "chapters/09d_time_series_dna_recommendation.ipynb"]   # trains a forecaster, a motif finder, a recommender
+            "chapters/10d_time_series_dna_recommendation.ipynb"]   # trains a forecaster, a motif finder, a recommender
 STUDENT = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "student").glob("*.ipynb"))
 LIBRARY_REPR = re.compile(r"np\.\w+\(|tensor\(|array\(")
 

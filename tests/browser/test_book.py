@@ -100,11 +100,12 @@ def test_the_book_has_its_pages():
                 "chapters/05_self_attention_exercises.html", "chapters/06_multi_head_attention.html",
                 "chapters/06_multi_head_attention_exercises.html", "chapters/07_positional_encoding.html",
                 "chapters/07_positional_encoding_exercises.html", "chapters/08_transformer.html",
-                "chapters/08_transformer_exercises.html", "chapters/10_efficient_attention.html",
-                "chapters/09_applications.html", "chapters/09a_text_classification_and_summarization.html",
-                "chapters/09b_matching_and_translation.html", "chapters/09c_vision_transformer.html",
-                "chapters/09d_time_series_dna_recommendation.html", "chapters/09_applications_exercises.html",
-                "chapters/10_efficient_attention_exercises.html", "book/history.html", "book/misconceptions.html"}
+                "chapters/08_transformer_exercises.html", "chapters/09_language_models.html",
+                "chapters/09_language_models_exercises.html", "chapters/11_efficient_attention.html",
+                "chapters/10_applications.html", "chapters/10a_text_classification_and_summarization.html",
+                "chapters/10b_matching_and_translation.html", "chapters/10c_vision_transformer.html",
+                "chapters/10d_time_series_dna_recommendation.html", "chapters/10_applications_exercises.html",
+                "chapters/11_efficient_attention_exercises.html", "book/history.html", "book/misconceptions.html"}
     assert expected <= set(PAGES), expected - set(PAGES)
 
 
@@ -179,9 +180,10 @@ EXPLORER_PAGES = ["chapters/00_attention_in_one_page.html", "chapters/01_seq2seq
                   "chapters/02_soft_attention.html", "chapters/03_scoring_functions.html",
                   "chapters/04_hard_attention.html", "chapters/05_self_attention.html",
                   "chapters/06_multi_head_attention.html", "chapters/07_positional_encoding.html",
-                  "chapters/08_transformer.html", "chapters/09a_text_classification_and_summarization.html",
-                  "chapters/09b_matching_and_translation.html", "chapters/09c_vision_transformer.html",
-                  "chapters/09d_time_series_dna_recommendation.html", "chapters/10_efficient_attention.html"]
+                  "chapters/08_transformer.html", "chapters/09_language_models.html",
+                  "chapters/10a_text_classification_and_summarization.html",
+                  "chapters/10b_matching_and_translation.html", "chapters/10c_vision_transformer.html",
+                  "chapters/10d_time_series_dna_recommendation.html", "chapters/11_efficient_attention.html"]
 
 
 @pytest.mark.parametrize("page_path", EXPLORER_PAGES)

@@ -1,4 +1,4 @@
-"""Chapter 10: tiled attention, the online softmax's running state, the KV cache.
+"""Chapter 11: tiled attention, the online softmax's running state, the KV cache.
 
 The running sum of the online softmax is called r here and in the chapter (the
 FlashAttention papers write l, but notation.md keeps ell for the layer index).
@@ -204,7 +204,7 @@ def kv_cache():
 
 
 FIGURES = {
-    "ch10_tiled_attention": tiled_attention,
-    "ch10_online_softmax": online_softmax,
-    "ch10_kv_cache": kv_cache,
+    "ch11_tiled_attention": tiled_attention,
+    "ch11_online_softmax": online_softmax,
+    "ch11_kv_cache": kv_cache,
 }

@@ -1,4 +1,4 @@
-"""Chapter 9, sections 9a and 9b: what the query, the keys and the values are in text.
+"""Chapter 10, sections 10a and 10b: what the query, the keys and the values are in text.
 
 Every panel of the two "roles" figures has the same layout, so the four fields can be
 read side by side: the key positions are the columns (their keys, then their values),
@@ -85,7 +85,7 @@ def _outline(x: float, y: float, w: float, h: float):
 
 
 def pooling_roles():
-    """9a: one learned query over a review's word states, and over a document's sentences."""
+    """10a: one learned query over a review's word states, and over a document's sentences."""
     fig, ax = canvas(22.4, 14.0)
     legend(ax, 0.6, 13.4, ["query", "key", "value", "weight", "output", "state"],
            names={"state": "state $h_i$"}, step=2.75)
@@ -114,7 +114,7 @@ def pooling_roles():
     return fig
 
 
-# The sentence pair of 9b's two figures and its alignment scores (rows: hypothesis words)
+# The sentence pair of 10b's two figures and its alignment scores (rows: hypothesis words)
 PREMISE = ["the", "red", "ball", "was", "chased", "by", "the", "cat"]
 HYPOTHESIS = ["the", "cat", "chased", "the", "ball"]
 MATCH_SCORES = [
@@ -127,7 +127,7 @@ MATCH_SCORES = [
 
 
 def cross_roles():
-    """9b: queries from one sequence, keys and values from the other."""
+    """10b: queries from one sequence, keys and values from the other."""
     fig, ax = canvas(22.4, 19.0)
     legend(ax, 0.6, 18.4, ["query", "key", "value", "weight", "output", "neutral"],
            names={"neutral": "word"}, step=2.75)
@@ -163,7 +163,7 @@ def cross_roles():
 
 
 def decomposable_attention():
-    """9b: Parikh et al.'s attend, compare, aggregate, for the hypothesis side."""
+    """10b: Parikh et al.'s attend, compare, aggregate, for the hypothesis side."""
     fig, ax = canvas(22.4, 12.4)
     legend(ax, 0.6, 11.8, ["query", "key", "weight", "output", "state", "neutral"],
            names={"output": "aligned part", "state": "comparison", "neutral": "word vector"},
@@ -238,7 +238,7 @@ def decomposable_attention():
 
 
 FIGURES = {
-    "ch09a_pooling_roles": pooling_roles,
-    "ch09b_cross_roles": cross_roles,
-    "ch09b_decomposable_attention": decomposable_attention,
+    "ch10a_pooling_roles": pooling_roles,
+    "ch10b_cross_roles": cross_roles,
+    "ch10b_decomposable_attention": decomposable_attention,
 }

@@ -1,4 +1,4 @@
-"""Chapter 9, sections 9c and 9d: a vision transformer, and the query, keys and values
+"""Chapter 10, sections 10c and 10d: a vision transformer, and the query, keys and values
 of a forecaster, a DNA classifier and a recommender.
 
 Letters as in notation.md: image side R, patch side p_img, N = (R / p_img)^2 patches,
@@ -31,7 +31,7 @@ def dimension(ax, x0: float, y0: float, x1: float, y1: float, text: str, *,
                 fontsize=fontsize, color=TEXT)
 
 
-# =========================================================================== 9c: ViT
+# =========================================================================== 10c: ViT
 
 
 def vit():
@@ -115,7 +115,7 @@ def vit():
     return fig
 
 
-# =========================================================================== 9d: three fields
+# =========================================================================== 10d: three fields
 
 COL = 0.82        # width of one position's column
 CELL = 0.46       # side of a key, value or weight cell
@@ -268,7 +268,7 @@ def recommend_panel(ax, y_top: float) -> None:
 
 
 def three_fields():
-    """9d: what the query, the keys and the values are in each of the three fields."""
+    """10d: what the query, the keys and the values are in each of the three fields."""
     fig, ax = canvas(24, 16.1)
     legend(ax, 0.6, 15.55, ["query", "key", "value", "weight", "output", "state"],
            names={"state": "features $h_j$"}, step=2.9)
@@ -278,4 +278,4 @@ def three_fields():
     return fig
 
 
-FIGURES = {"ch09c_vit": vit, "ch09d_three_fields": three_fields}
+FIGURES = {"ch10c_vit": vit, "ch10d_three_fields": three_fields}
